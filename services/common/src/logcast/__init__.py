@@ -1,0 +1,1 @@
+"""logcast shared package: settings, AMQP plumbing, message format, logging."""

@@ -1,0 +1,257 @@
+"""One AMQP connection and channel on pika's SelectConnection, and the reconnect loop around it.
+
+A session only records how it ended; ``run_with_reconnect`` decides whether to connect again.
+"""
+
+from __future__ import annotations
+
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+import structlog
+import tenacity
+from pika.adapters.select_connection import IOLoop
+from pika.adapters.utils import io_services_utils
+
+from logcast.errors import (
+    AccessRefusedError,
+    BrokerUnreachableError,
+    ConnectionLostError,
+    LogcastError,
+    UsageError,
+)
+from logcast.settings import CommonSettings
+from logcast.shutdown import StopSignal
+
+# pika reads 4 KiB per recv(); larger reads let a receiver handle a whole burst per loop turn.
+io_services_utils._AsyncPlaintextTransport._MAX_RECV_BYTES = 256 * 1024
+
+_ACCESS_REFUSED = 403
+_NOT_ALLOWED = 530
+_PRECONDITION_FAILED = 406
+_HOUSEKEEPING_SECONDS = 0.1
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def effective_url(settings: CommonSettings) -> str:
+    url = str(settings.amqp_url)
+    if settings.amqp_password is None:
+        return url
+    parts = urlsplit(url)
+    password = quote(settings.amqp_password.get_secret_value(), safe="")
+    netloc = f"{parts.username or ''}:{password}@{parts.hostname}"
+    netloc += f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connection_parameters(settings: CommonSettings, service: str) -> pika.URLParameters:
+    params = pika.URLParameters(effective_url(settings))
+    params.heartbeat = settings.heartbeat
+    params.connection_attempts = 1  # retries belong to run_with_reconnect
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 60
+    params.client_properties = {"connection_name": f"logcast-{service}@{socket.gethostname()}"}
+    return params
+
+
+def declare_logs_exchange(channel: Any, name: str, on_done: Callable[[Any], None]) -> None:
+    """Declared exactly as the tutorial does, so its programs and ours share a broker."""
+    channel.exchange_declare(
+        exchange=name, exchange_type="fanout", durable=False, auto_delete=False, callback=on_done
+    )
+
+
+class AmqpSession(ABC):
+    """Owns one connection and one channel; records what happened for the outer loop."""
+
+    def __init__(
+        self, settings: CommonSettings, service: str, stop: StopSignal, ioloop: IOLoop
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.stop = stop
+        self.ioloop = ioloop
+        self.log = structlog.get_logger()
+        self.ready = False
+        self.channel: Any = None
+        self._connection: Any = None
+        self._fatal: LogcastError | None = None
+        self._lost: str | None = None
+        self._closing = False
+        self._stop_seen = False
+        self._timer: Any = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Block until the session ends; raise ConnectionLostError or a LogcastError."""
+        self._connection = pika.SelectConnection(
+            connection_parameters(self.settings, self.service),
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_connection_closed,
+            custom_ioloop=self.ioloop,
+        )
+        self._timer = self.ioloop.call_later(_HOUSEKEEPING_SECONDS, self._housekeeping)
+        self.ioloop.start()
+        self.ioloop.remove_timeout(self._timer)
+        if self._fatal is not None:
+            raise self._fatal
+        if self._lost is not None:
+            raise ConnectionLostError(self._lost, was_ready=self.ready)
+
+    def close(self) -> None:
+        """End the session on purpose (done, stopped or failed)."""
+        self._closing = True
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            self.ioloop.stop()
+        elif not connection.is_closing:
+            connection.close()  # also aborts a connection still opening
+
+    def fail(self, error: LogcastError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self.close()
+
+    # ---- hooks for subclasses --------------------------------------------------------------
+    @abstractmethod
+    def on_exchange_ready(self) -> None:
+        """The channel is open and the exchange declared: set up publishing or consuming."""
+
+    @abstractmethod
+    def on_stop_requested(self) -> None:
+        """SIGTERM/SIGINT arrived: finish what is in hand, then call close()."""
+
+    def on_tick(self) -> None:
+        """Called every housekeeping interval while the loop runs."""
+
+    def on_disconnected(self) -> None:
+        """The connection is gone, for whatever reason."""
+
+    # ---- pika callbacks ----------------------------------------------------------------------
+    def _on_connection_open(self, connection: Any) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: Any) -> None:
+        self.channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        declare_logs_exchange(
+            channel, self.settings.exchange, lambda _frame: self.on_exchange_ready()
+        )
+
+    def _on_open_error(self, _connection: Any, error: BaseException) -> None:
+        if isinstance(
+            error,
+            pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError,
+        ):
+            self._fatal = AccessRefusedError(
+                f"broker refused the credentials for {redact_url(str(self.settings.amqp_url))}"
+            )
+        elif isinstance(error, pika.exceptions.ProbableAccessDeniedError):
+            self._fatal = AccessRefusedError(
+                f"broker refused access to the vhost of {redact_url(str(self.settings.amqp_url))}"
+            )
+        elif not self._closing:
+            self._lost = f"cannot connect: {error!r}"
+        self.on_disconnected()
+        self.ioloop.stop()
+
+    def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
+        self.channel = None
+        if not self._closing and self._fatal is None:
+            code = getattr(reason, "reply_code", None)
+            if code in (_ACCESS_REFUSED, _NOT_ALLOWED):
+                self._fatal = AccessRefusedError(f"broker refused access: {reason}")
+            else:
+                self._lost = f"connection closed: {reason!r}"
+        self.on_disconnected()
+        self.ioloop.stop()
+
+    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
+        self.channel = None
+        code = getattr(reason, "reply_code", None)
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and self._fatal is None:
+            text = getattr(reason, "reply_text", str(reason))
+            if code == _ACCESS_REFUSED:
+                self._fatal = AccessRefusedError(f"broker refused an operation: {text}")
+            elif code == _PRECONDITION_FAILED:
+                self._fatal = UsageError(f"broker rejected the topology: {text}")
+            elif not self._closing:
+                self._lost = f"channel closed by broker: {text}"
+        if self._connection is not None and self._connection.is_open:
+            self._closing = self._closing or self._fatal is not None or self._lost is not None
+            self._connection.close()
+
+    def _housekeeping(self) -> None:
+        if self.stop.requested and not self._stop_seen:
+            self._stop_seen = True
+            if self.ready:
+                self.on_stop_requested()
+            else:
+                self.close()
+        self.on_tick()
+        self._timer = self.ioloop.call_later(_HOUSEKEEPING_SECONDS, self._housekeeping)
+
+
+def run_with_reconnect(
+    make_session: Callable[[], AmqpSession], settings: CommonSettings, stop: StopSignal
+) -> None:
+    """Run sessions until one ends cleanly; reconnect with backoff and jitter when the link fails.
+
+    Backoff restarts after a session that was ready, so a broker restart costs one short wait.
+    """
+    log = structlog.get_logger()
+    give_up = (
+        tenacity.stop_after_delay(settings.retry_timeout)
+        if settings.retry_timeout
+        else (tenacity.stop_never)
+    )
+
+    def should_retry(error: BaseException) -> bool:
+        return isinstance(error, ConnectionLostError) and not error.was_ready and not stop.requested
+
+    def announce(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "amqp.retrying", reason=getattr(error, "reason", repr(error)), wait=round(wait, 2)
+        )
+
+    def attempt() -> None:
+        if not stop.requested:
+            make_session().run()
+
+    while True:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(should_retry),
+            wait=tenacity.wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.5),
+            stop=give_up,
+            sleep=stop.sleep,
+            before_sleep=announce,
+            reraise=True,
+        )
+        try:
+            retrying(attempt)
+            return
+        except ConnectionLostError as error:
+            if stop.requested:
+                return
+            if error.was_ready:
+                log.warning("amqp.connection_lost", reason=error.reason)
+                continue
+            raise BrokerUnreachableError(
+                f"broker at {redact_url(str(settings.amqp_url))} unreachable for "
+                f"{settings.retry_timeout:g}s: {error.reason}"
+            ) from None

@@ -1,0 +1,151 @@
+"""The receivers' side: a fresh exclusive server-named queue per connection, manual batched acks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pika.adapters.select_connection import IOLoop
+
+from logcast.amqp_session import AmqpSession, run_with_reconnect
+from logcast.errors import LogcastError
+from logcast.health import HealthBeacon
+from logcast.message import ReceivedLog, decode_delivery
+from logcast.settings import CommonSettings
+from logcast.shutdown import StopSignal
+
+
+class LogSink(Protocol):
+    """Where a receiver puts messages. ``flush`` makes them safe; only then are they acked."""
+
+    def write(self, log: ReceivedLog) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def tick(self) -> None: ...
+
+
+class ConsumerSession(AmqpSession):
+    """Declare, bind and consume a server-named exclusive queue; ack after the sink flushed."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        service: str,
+        stop: StopSignal,
+        ioloop: IOLoop,
+        *,
+        sink: LogSink,
+        prefetch: int,
+        health: HealthBeacon,
+    ) -> None:
+        super().__init__(settings, service, stop, ioloop)
+        self.sink = sink
+        self.prefetch = prefetch
+        self.health = health
+        self.queue: str | None = None
+        self.received = 0
+        self._consumer_tag: str | None = None
+        self._last_tag = 0
+        self._unacked = 0
+        self._flush_scheduled = False
+        # Ack well before the prefetch window is exhausted so the broker never stalls.
+        self._ack_every = max(1, prefetch // 2)
+
+    def on_exchange_ready(self) -> None:
+        self.channel.basic_qos(prefetch_count=self.prefetch, callback=self._on_qos)
+
+    def _on_qos(self, _frame: Any) -> None:
+        self.channel.queue_declare(queue="", exclusive=True, callback=self._on_queue_declared)
+
+    def _on_queue_declared(self, frame: Any) -> None:
+        self.queue = frame.method.queue
+        self.channel.queue_bind(
+            queue=self.queue, exchange=self.settings.exchange, callback=self._on_bound
+        )
+
+    def _on_bound(self, _frame: Any) -> None:
+        self._consumer_tag = self.channel.basic_consume(
+            self.queue, self._on_message, auto_ack=False
+        )
+        self.ready = True
+        self.health.up(self.queue or "")
+        self.log.info("ready", queue=self.queue, exchange=self.settings.exchange)
+
+    def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        try:
+            self.sink.write(decode_delivery(properties, body, datetime.now(UTC)))
+        except LogcastError as error:
+            self.fail(error)
+            return
+        self.received += 1
+        self._last_tag = method.delivery_tag
+        self._unacked += 1
+        if self._unacked >= self._ack_every:
+            self._flush_and_ack()
+        elif not self._flush_scheduled:
+            # Runs after pika has dispatched every delivery decoded from this read.
+            self._flush_scheduled = True
+            self.ioloop.call_later(0, self._flush_and_ack)
+
+    def _flush_and_ack(self) -> None:
+        self._flush_scheduled = False
+        if not self._unacked or self.channel is None or not self.channel.is_open:
+            return
+        try:
+            self.sink.flush()
+        except LogcastError as error:
+            self.fail(error)  # nothing of this batch is acked
+            return
+        self.channel.basic_ack(self._last_tag, multiple=True)
+        self._unacked = 0
+
+    def on_stop_requested(self) -> None:
+        self.log.info("stopping", queue=self.queue)
+        if self.channel is not None and self.channel.is_open and self._consumer_tag:
+            self.channel.basic_cancel(self._consumer_tag, callback=self._on_cancelled)
+        else:
+            self.close()
+
+    def _on_cancelled(self, _frame: Any) -> None:
+        self._flush_and_ack()
+        self.close()
+
+    def on_tick(self) -> None:
+        if self.ready:
+            self.health.beat()
+        try:
+            self.sink.tick()
+        except LogcastError as error:
+            self.fail(error)
+
+    def on_disconnected(self) -> None:
+        self.health.down()
+        if self._unacked:
+            # The queue died with the connection; what was received is still written out.
+            try:
+                self.sink.flush()
+            except LogcastError as error:
+                self._fatal = self._fatal or error
+            self._unacked = 0
+        if self.ready and not self._closing:
+            self.log.warning("amqp.unbound", queue=self.queue)
+
+
+def run_consumer(
+    settings: CommonSettings, service: str, sink: LogSink, stop: StopSignal, *, prefetch: int
+) -> None:
+    """Consume until stopped, reconnecting (with a fresh queue) whenever the link fails."""
+    ioloop = IOLoop()
+    health = HealthBeacon(settings.health_file)
+
+    def make_session() -> ConsumerSession:
+        return ConsumerSession(
+            settings, service, stop, ioloop, sink=sink, prefetch=prefetch, health=health
+        )
+
+    try:
+        run_with_reconnect(make_session, settings, stop)
+    finally:
+        health.down()
+        ioloop.close()

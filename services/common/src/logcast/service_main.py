@@ -1,0 +1,36 @@
+"""The shared shape of a service's ``main``: settings, logging, signals, errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from logcast.errors import ExitCode, LogcastError
+from logcast.logging_setup import configure_logging
+from logcast.settings import SettingsT, load_settings
+from logcast.shutdown import StopSignal
+
+
+def run_service(
+    service: str,
+    settings_cls: type[SettingsT],
+    argv: Sequence[str] | None,
+    body: Callable[[SettingsT, StopSignal], None],
+) -> int:
+    """Run ``body``; a LogcastError becomes one line on stderr and its documented exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        settings = load_settings(settings_cls, args)
+        configure_logging(settings.diagnostics_level.value, service=service)
+        stop = StopSignal()
+        stop.install()
+        body(settings, stop)
+    except LogcastError as error:
+        print(f"{service}: error: {error.message}", file=sys.stderr, flush=True)
+        return int(error.exit_code)
+    except Exception:  # a bug, not a user error: keep the traceback
+        structlog.get_logger().exception("crashed")
+        return int(ExitCode.INTERNAL)
+    return int(ExitCode.OK)

@@ -1,0 +1,111 @@
+"""Settings shared by every service, and loading them from CLI flags + LOGCAST_* variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AmqpDsn, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict, SettingsError
+
+from logcast.errors import UsageError
+from logcast.levels import Level
+
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+_SECRET_FIELDS = frozenset({"amqp_url", "amqp_password"})
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Levels are accepted in any case (``ERROR``, ``Error``), as in the tutorial's messages.
+LevelSetting = Annotated[Level, BeforeValidator(_lower)]
+
+
+class DiagnosticsLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class CommonSettings(BaseSettings):
+    """Connection settings every service takes."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOGCAST_",
+        cli_kebab_case=True,
+        cli_show_env_vars=True,
+        cli_exit_on_error=False,
+        cli_implicit_flags=True,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        extra="ignore",
+    )
+
+    amqp_url: AmqpDsn = Field(
+        AmqpDsn("amqp://guest:guest@localhost:5672/%2F"),
+        description="Broker URL (amqp:// or amqps://); the vhost is the URL path, %2F for /",
+    )
+    amqp_password: SecretStr | None = Field(
+        None,
+        description="Password that replaces the one in the URL; also read from the secrets "
+        "file logcast_amqp_password (LOGCAST_SECRETS_DIR, default /run/secrets)",
+    )
+    exchange: str = Field(
+        "logs",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="Fanout exchange that carries the log lines",
+    )
+    heartbeat: int = Field(30, ge=0, le=600, description="AMQP heartbeat in seconds (0: off)")
+    retry_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Give up (exit 3) when the broker stays unreachable this many seconds; "
+        "0 retries forever",
+    )
+    health_file: Path | None = Field(
+        None, description="Heartbeat file kept fresh while connected (for healthchecks)"
+    )
+    diagnostics_level: DiagnosticsLevel = Field(
+        DiagnosticsLevel.INFO,
+        description="Level of the service's own diagnostics on stderr",
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def load_settings(cls: type[SettingsT], argv: Sequence[str]) -> SettingsT:
+    """CLI flags override LOGCAST_* variables, which override secret files and defaults."""
+    init: dict[str, Any] = {}
+    secrets_dir = Path(os.environ.get("LOGCAST_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    if secrets_dir.is_dir():
+        init["_secrets_dir"] = secrets_dir
+    try:
+        return CliApp.run(cls, cli_args=list(argv), **init)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad setting by flag and variable, without echoing secrets."""
+    parts = []
+    for error in exc.errors():
+        if not error["loc"]:
+            parts.append(f"invalid settings: {error['msg'].removeprefix('Value error, ')}")
+            continue
+        field = str(error["loc"][0])
+        flag = "--" + field.replace("_", "-")
+        where = f"{flag} / LOGCAST_{field.upper()}"
+        shown = "" if field in _SECRET_FIELDS else f" (got {str(error.get('input'))[:60]!r})"
+        parts.append(f"invalid {where}: {error['msg']}{shown}")
+    return "; ".join(parts)

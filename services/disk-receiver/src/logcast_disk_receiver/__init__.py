@@ -1,0 +1,1 @@
+"""logcast disk-receiver service."""

@@ -1,0 +1,1 @@
+"""logcast emitter service."""

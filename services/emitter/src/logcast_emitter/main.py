@@ -1,0 +1,124 @@
+"""emitter: publish log lines to the fanout exchange, with publisher confirms."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Self
+
+import structlog
+from pydantic import Field, model_validator
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
+
+from logcast.errors import UndeliveredError
+from logcast.health import HealthBeacon
+from logcast.levels import Level, level_from_text
+from logcast.publishing import OutboundMessage, make_message, publish_all
+from logcast.service_main import run_service
+from logcast.settings import CommonSettings, LevelSetting
+from logcast.shutdown import StopSignal
+from logcast_emitter.demo_lines import paced_demo
+from logcast_emitter.line_reader import InputStats, read_lines
+
+SERVICE = "emitter"
+DEFAULT_MESSAGE = "info: Hello World!"
+_READ_BYTES = 64 * 1024
+
+
+class EmitterSettings(CommonSettings):
+    """Publish log lines: the words given, every line of stdin, or a demo stream."""
+
+    model_config = SettingsConfigDict(cli_prog_name=SERVICE)
+
+    level: LevelSetting = Field(
+        Level.INFO, description="Level of lines that carry no 'LEVEL: ' prefix"
+    )
+    app_id: str = Field(SERVICE, min_length=1, max_length=255, description="AMQP app_id sent")
+    stdin: bool = Field(False, description="Publish every line of stdin until EOF")
+    demo: bool = Field(False, description="Publish generated demo lines")
+    rate: float = Field(5.0, gt=0, le=1_000_000, description="Demo lines per second")
+    count: int | None = Field(None, ge=1, description="Demo lines in all; unset: forever")
+    max_message_bytes: int = Field(
+        1024 * 1024,
+        ge=64,
+        le=64 * 1024 * 1024,
+        description="Longer stdin lines are cut here and marked '[logcast: truncated N bytes]'",
+    )
+    confirm_window: int = Field(
+        1000, ge=1, le=65535, description="Published messages awaiting a broker confirm, at most"
+    )
+    message: CliPositionalArg[list[str]] = Field(
+        default_factory=list, description=f"Words of one message (default: '{DEFAULT_MESSAGE}')"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if sum([self.stdin, self.demo, bool(self.message)]) > 1:
+            raise ValueError("give MESSAGE words, --stdin or --demo, not more than one")
+        return self
+
+
+def stdin_chunks() -> Iterator[bytes]:
+    fd = sys.stdin.fileno()
+    while chunk := os.read(fd, _READ_BYTES):
+        yield chunk
+
+
+def text_batches(
+    settings: EmitterSettings, stop: StopSignal, stats: InputStats
+) -> Iterable[list[str]]:
+    if settings.stdin:
+        return read_lines(stdin_chunks(), settings.max_message_bytes, stats)
+    if settings.demo:
+        return paced_demo(settings.rate, settings.count, stop.sleep, lambda: stop.requested)
+    return [[" ".join(settings.message) or DEFAULT_MESSAGE]]
+
+
+def to_messages(
+    batches: Iterable[list[str]], default_level: Level, app_id: str
+) -> Iterator[list[OutboundMessage]]:
+    host = socket.gethostname()
+    for batch in batches:
+        yield [
+            make_message(text, level_from_text(text) or default_level, host, app_id)
+            for text in batch
+        ]
+
+
+def emit(settings: EmitterSettings, stop: StopSignal) -> None:
+    stats = InputStats()
+    batches = to_messages(text_batches(settings, stop, stats), settings.level, settings.app_id)
+    report = publish_all(
+        settings,
+        SERVICE,
+        batches,
+        stop,
+        window=settings.confirm_window,
+        health=HealthBeacon(settings.health_file),
+    )
+    counts = report.counts
+    structlog.get_logger().info(
+        "emitter.done",
+        published=counts.published,
+        confirmed=counts.confirmed,
+        unroutable=counts.unroutable,
+        republished=counts.republished,
+        nacked=counts.nacked,
+        unconfirmed=report.unconfirmed,
+        truncated=stats.truncated,
+        invalid_utf8=stats.invalid_utf8,
+    )
+    if report.error is not None:
+        raise report.error
+    if report.unconfirmed:
+        raise UndeliveredError(f"{report.unconfirmed} messages were not confirmed by the broker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(SERVICE, EmitterSettings, argv, emit)
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""logcast screen-receiver service."""

@@ -1,0 +1,54 @@
+"""One safe output line per message: text or JSON, optional colour by level."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+
+from logcast.escaping import escape_text
+from logcast.levels import Level
+from logcast.message import ReceivedLog, iso_time, record_dict
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class ColorMode(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+_RESET = "\x1b[0m"
+_COLORS = {
+    Level.DEBUG: "\x1b[2m",
+    Level.INFO: "\x1b[32m",
+    Level.WARNING: "\x1b[33m",
+    Level.ERROR: "\x1b[31m",
+    Level.CRITICAL: "\x1b[1;41;97m",
+}
+
+
+def use_color(mode: ColorMode, is_tty: bool, no_color_env: str | None) -> bool:
+    """``always``/``never`` win; ``auto`` means a terminal and no NO_COLOR (https://no-color.org)."""
+    if mode is ColorMode.ALWAYS:
+        return True
+    if mode is ColorMode.NEVER:
+        return False
+    return is_tty and not no_color_env
+
+
+def format_text(log: ReceivedLog, color: bool) -> str:
+    when = iso_time(log.sent_at or log.received_at)
+    level = f"{log.level.value.upper():<8}"
+    if color:
+        level = f"{_COLORS[log.level]}{level}{_RESET}"
+    return (
+        f"{when} {level} {escape_text(log.host)} {escape_text(log.app)}: {escape_text(log.text)}\n"
+    )
+
+
+def format_json(log: ReceivedLog) -> str:
+    return json.dumps(record_dict(log), ensure_ascii=True, separators=(",", ":")) + "\n"

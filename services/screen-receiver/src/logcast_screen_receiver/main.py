@@ -1,0 +1,90 @@
+"""screen-receiver: print every log line broadcast on the exchange to stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import BinaryIO
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from logcast.consuming import run_consumer
+from logcast.errors import StorageError
+from logcast.levels import Level
+from logcast.message import ReceivedLog
+from logcast.service_main import run_service
+from logcast.settings import CommonSettings, LevelSetting
+from logcast.shutdown import StopSignal
+from logcast_screen_receiver.line_format import (
+    ColorMode,
+    OutputFormat,
+    format_json,
+    format_text,
+    use_color,
+)
+
+SERVICE = "screen-receiver"
+
+
+class ScreenSettings(CommonSettings):
+    """Print every message on the exchange to stdout, one escaped line each."""
+
+    model_config = SettingsConfigDict(cli_prog_name=SERVICE)
+
+    min_level: LevelSetting = Field(Level.DEBUG, description="Hide messages below this level")
+    color: ColorMode = Field(
+        ColorMode.AUTO, description="Colour levels: auto = on a terminal unless NO_COLOR is set"
+    )
+    format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
+    prefetch: int = Field(1000, ge=1, le=65535, description="Unacked messages in hand, at most")
+
+
+class ScreenSink:
+    """Buffers lines and writes them in one go per batch of deliveries."""
+
+    def __init__(self, out: BinaryIO, fmt: OutputFormat, color: bool, min_level: Level) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.color = color
+        self.min_rank = min_level.rank
+        self.hidden = 0
+        self._buffer: list[str] = []
+
+    def write(self, log: ReceivedLog) -> None:
+        if log.level.rank < self.min_rank:
+            self.hidden += 1
+            return
+        if self.fmt is OutputFormat.JSON:
+            self._buffer.append(format_json(log))
+        else:
+            self._buffer.append(format_text(log, self.color))
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data = "".join(self._buffer).encode("utf-8")
+        self._buffer.clear()
+        try:
+            self.out.write(data)
+            self.out.flush()
+        except OSError as error:
+            raise StorageError(f"cannot write to stdout: {error}") from None
+
+    def tick(self) -> None:
+        """Nothing waits on a timer: every batch is flushed before it is acked."""
+
+
+def receive(settings: ScreenSettings, stop: StopSignal) -> None:
+    out = sys.stdout.buffer
+    color = use_color(settings.color, out.isatty(), os.environ.get("NO_COLOR"))
+    sink = ScreenSink(out, settings.format, color, settings.min_level)
+    run_consumer(settings, SERVICE, sink, stop, prefetch=settings.prefetch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(SERVICE, ScreenSettings, argv, receive)
+
+
+def run() -> None:
+    sys.exit(main())
