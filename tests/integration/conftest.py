@@ -1,0 +1,59 @@
+"""Integration fixtures: a real broker, isolated exchanges, service processes, a cuttable link."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.broker import Broker, provide_broker
+from tests.integration.tcp_proxy import CuttableProxy
+from tests.services import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    with provide_broker() as found:
+        yield found
+
+
+@pytest.fixture
+def service_env(broker: Broker, exchange: str) -> dict[str, str]:
+    return {
+        "LOGCAST_AMQP_URL": broker.url,
+        "LOGCAST_EXCHANGE": exchange,
+        "LOGCAST_RETRY_TIMEOUT": "20",
+        "LOGCAST_SECRETS_DIR": "/nonexistent",
+    }
+
+
+@pytest.fixture
+def start_service(
+    tmp_path: Path, service_env: dict[str, str]
+) -> Iterator[Callable[..., ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def start(name: str, *args: str, stdin: bool = False, **env: str) -> ServiceProcess:
+        process = ServiceProcess(name, list(args), service_env | env, tmp_path, stdin=stdin)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+@pytest.fixture
+def proxy(broker: Broker) -> Iterator[CuttableProxy]:
+    link = CuttableProxy(broker.host, broker.port)
+    yield link
+    link.close()

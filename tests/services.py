@@ -1,0 +1,117 @@
+"""Run the real service processes in tests and read what they print, polling against deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line still being written
+    return events
+
+
+class ServiceProcess:
+    """One service as a child process: stdout and stderr go to files for later reading."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        workdir: Path,
+        *,
+        stdin: bool = False,
+    ) -> None:
+        self.name = name
+        self.stdout_path = workdir / f"{name}-{id(self)}.out"
+        self.stderr_path = workdir / f"{name}-{id(self)}.err"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCAST_")}
+        full_env.update(env)
+        self._out = self.stdout_path.open("wb")
+        self._err = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(BIN / name), *args],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+            env=full_env,
+        )
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        events = read_events(self.stderr_path)
+        return [e for e in events if name is None or e.get("event") == name]
+
+    def wait_ready(self, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+        def ready() -> list[dict[str, Any]] | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}: {self.stderr()}")
+            found = self.events("ready")
+            return found if len(found) >= count else None
+
+        return wait_for(ready, timeout, f"{self.name} ready #{count}")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self._out.close()
+        self._err.close()
+
+
+def run_service(
+    name: str, args: list[str], env: dict[str, str], *, input_bytes: bytes | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCAST_")}
+    full_env.update(env)
+    return subprocess.run(
+        [str(BIN / name), *args], input=input_bytes, capture_output=True, env=full_env,
+        timeout=timeout, check=False,
+    )
