@@ -16,9 +16,7 @@ BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
 
-def wait_for(
-    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -106,12 +104,20 @@ class ServiceProcess:
 
 
 def run_service(
-    name: str, args: list[str], env: dict[str, str], *, input_bytes: bytes | None = None,
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    *,
+    input_bytes: bytes | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[bytes]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCAST_")}
     full_env.update(env)
     return subprocess.run(
-        [str(BIN / name), *args], input=input_bytes, capture_output=True, env=full_env,
-        timeout=timeout, check=False,
+        [str(BIN / name), *args],
+        input=input_bytes,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
     )

@@ -25,8 +25,9 @@ class Broker:
     def port(self) -> int:
         return urlsplit(self.url).port or 5672
 
-    def url_for(self, user: str, password: str, *, host: str | None = None,
-                port: int | None = None) -> str:
+    def url_for(
+        self, user: str, password: str, *, host: str | None = None, port: int | None = None
+    ) -> str:
         return f"amqp://{user}:{password}@{host or self.host}:{port or self.port}/%2F"
 
     def blocking(self) -> pika.BlockingConnection:

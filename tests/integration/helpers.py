@@ -10,7 +10,9 @@ from typing import Any
 from tests.services import ServiceProcess
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # the receiver's own level colours
-TEXT_LINE = re.compile(r"^(?P<time>\S+) (?P<level>[A-Z]+) +(?P<host>\S+) (?P<app>\S+): (?P<text>.*)$")
+TEXT_LINE = re.compile(
+    r"^(?P<time>\S+) (?P<level>[A-Z]+) +(?P<host>\S+) (?P<app>\S+): (?P<text>.*)$"
+)
 
 
 def screen_texts(receiver: ServiceProcess) -> list[str]:

@@ -54,7 +54,9 @@ class CuttableProxy:
             links, self._links = self._links, []
         for sock in links:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
                 sock.close()
         self.cuts += 1
         return len(links) // 2

@@ -16,8 +16,8 @@ import pika.exceptions
 import structlog
 import tenacity
 from pika.adapters.select_connection import IOLoop
-from pika.adapters.utils import io_services_utils
 
+from logcast import pika_hardening
 from logcast.errors import (
     AccessRefusedError,
     BrokerUnreachableError,
@@ -27,9 +27,6 @@ from logcast.errors import (
 )
 from logcast.settings import CommonSettings
 from logcast.shutdown import StopSignal
-
-# pika reads 4 KiB per recv(); larger reads let a receiver handle a whole burst per loop turn.
-io_services_utils._AsyncPlaintextTransport._MAX_RECV_BYTES = 256 * 1024
 
 _ACCESS_REFUSED = 403
 _NOT_ALLOWED = 530
@@ -212,6 +209,7 @@ def run_with_reconnect(
 
     Backoff restarts after a session that was ready, so a broker restart costs one short wait.
     """
+    pika_hardening.install()
     log = structlog.get_logger()
     give_up = (
         tenacity.stop_after_delay(settings.retry_timeout)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from pika.adapters.select_connection import IOLoop
 
 from logcast.amqp_session import AmqpSession, run_with_reconnect
-from logcast.errors import LogcastError
+from logcast.errors import InternalError, LogcastError
 from logcast.health import HealthBeacon
 from logcast.message import ReceivedLog, decode_delivery
 from logcast.settings import CommonSettings
@@ -77,6 +77,11 @@ class ConsumerSession(AmqpSession):
             self.sink.write(decode_delivery(properties, body, datetime.now(UTC)))
         except LogcastError as error:
             self.fail(error)
+            return
+        except Exception:
+            # pika would turn this into a lost connection and we would loop; it is a bug: stop.
+            self.log.exception("receiver.bug", delivery_tag=method.delivery_tag)
+            self.fail(InternalError("unexpected error while handling a message (see log)"))
             return
         self.received += 1
         self._last_tag = method.delivery_tag

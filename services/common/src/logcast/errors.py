@@ -27,6 +27,10 @@ class LogcastError(Exception):
         self.message = message
 
 
+class InternalError(LogcastError):
+    """A bug surfaced inside an I/O callback; the traceback has been logged."""
+
+
 class UsageError(LogcastError):
     exit_code = ExitCode.USAGE
 

@@ -14,7 +14,6 @@ CONTENT_TYPE = "text/plain; charset=utf-8"
 UNKNOWN = "-"
 # AMQP timestamps are whole seconds; this header carries milliseconds for ordering by eye.
 TIME_MS_HEADER = "time_ms"
-_MAX_EPOCH_MS = 2**53
 
 
 class DeliveryProperties(Protocol):
@@ -54,13 +53,20 @@ def _as_text(value: object) -> str | None:
     return None
 
 
+def _from_epoch(seconds: object) -> datetime | None:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):  # beyond year 9999, or negative on some OSes
+        return None
+
+
 def _sent_at(headers: dict[str, Any], timestamp: object) -> datetime | None:
     time_ms = headers.get(TIME_MS_HEADER)
-    if isinstance(time_ms, int) and not isinstance(time_ms, bool) and 0 <= time_ms < _MAX_EPOCH_MS:
-        return datetime.fromtimestamp(time_ms / 1000, UTC)
-    if isinstance(timestamp, int) and 0 <= timestamp < _MAX_EPOCH_MS // 1000:
-        return datetime.fromtimestamp(timestamp, UTC)
-    return None
+    if isinstance(time_ms, int) and not isinstance(time_ms, bool):
+        return _from_epoch(time_ms / 1000) or _from_epoch(timestamp)
+    return _from_epoch(timestamp)
 
 
 def decode_delivery(

@@ -93,7 +93,8 @@ def load_settings(cls: type[SettingsT], argv: Sequence[str]) -> SettingsT:
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc)) from None
     except SettingsError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        detail = str(exc).removeprefix("error parsing CLI: ").splitlines()[0]
+        raise UsageError(f"invalid command line: {detail}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
