@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,25 +22,27 @@ class PublishCounts:
 
 
 class ConfirmLedger(Generic[T]):
-    """Messages wait in ``pending``, then sit in flight under their delivery tag until confirmed.
+    """Messages wait in line, then sit in flight under their delivery tag until confirmed.
 
     Delivery tags restart at 1 on every channel; ``requeue_unconfirmed`` is called when a channel
-    dies so that its in-flight messages are sent again, first, on the next one.
+    dies. Messages to send again (nacked or unconfirmed) go first, in their original order.
     """
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.counts = PublishCounts()
-        self._pending: deque[T] = deque()
-        self._in_flight: OrderedDict[int, T] = OrderedDict()
+        self._sequence = itertools.count()
+        self._pending: deque[tuple[int, T]] = deque()
+        self._retry: list[tuple[int, T]] = []  # a heap ordered by original sequence
+        self._in_flight: OrderedDict[int, tuple[int, T]] = OrderedDict()
         self._next_tag = 1
 
     def add(self, items: Iterable[T]) -> None:
-        self._pending.extend(items)
+        self._pending.extend(zip(self._sequence, items, strict=False))
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._retry)
 
     @property
     def in_flight(self) -> int:
@@ -46,27 +50,31 @@ class ConfirmLedger(Generic[T]):
 
     @property
     def settled(self) -> bool:
-        return not self._pending and not self._in_flight
+        return not self._pending and not self._retry and not self._in_flight
 
     def can_send(self) -> bool:
-        return bool(self._pending) and len(self._in_flight) < self.window
+        return bool(self._pending or self._retry) and len(self._in_flight) < self.window
 
     def take(self) -> T:
         """The next message to publish; the caller must publish it on the confirming channel."""
-        item = self._pending.popleft()
-        self._in_flight[self._next_tag] = item
+        entry = heapq.heappop(self._retry) if self._retry else self._pending.popleft()
+        self._in_flight[self._next_tag] = entry
         self._next_tag += 1
         self.counts.published += 1
-        return item
+        return entry[1]
 
-    def _release(self, tag: int, multiple: bool) -> list[T]:
+    def _release(self, tag: int, multiple: bool) -> list[tuple[int, T]]:
         if not multiple:
-            item = self._in_flight.pop(tag, None)
-            return [] if item is None else [item]
+            entry = self._in_flight.pop(tag, None)
+            return [] if entry is None else [entry]
         released = []
         while self._in_flight and next(iter(self._in_flight)) <= tag:
             released.append(self._in_flight.popitem(last=False)[1])
         return released
+
+    def _resend(self, entries: list[tuple[int, T]]) -> None:
+        for entry in entries:
+            heapq.heappush(self._retry, entry)
 
     def ack(self, tag: int, multiple: bool) -> int:
         n = len(self._release(tag, multiple))
@@ -74,16 +82,16 @@ class ConfirmLedger(Generic[T]):
         return n
 
     def nack(self, tag: int, multiple: bool) -> int:
-        """The broker could not take these: send them again, ahead of newer ones."""
-        items = self._release(tag, multiple)
-        self._pending.extendleft(reversed(items))
-        self.counts.nacked += len(items)
-        return len(items)
+        """The broker could not take these: send them again."""
+        entries = self._release(tag, multiple)
+        self._resend(entries)
+        self.counts.nacked += len(entries)
+        return len(entries)
 
     def requeue_unconfirmed(self) -> int:
-        items = list(self._in_flight.values())
+        entries = list(self._in_flight.values())
         self._in_flight.clear()
-        self._pending.extendleft(reversed(items))
+        self._resend(entries)
         self._next_tag = 1
-        self.counts.republished += len(items)
-        return len(items)
+        self.counts.republished += len(entries)
+        return len(entries)

@@ -22,7 +22,7 @@ _BY_NAME = {level.value: level for level in Level} | {
     "warn": Level.WARNING,
     "fatal": Level.CRITICAL,
 }
-_LONGEST = max(len(name) for name in _BY_NAME)
+_PREFIX_SCAN = 32  # a level prefix sits at the very start; do not scan long bodies
 
 
 def parse_level_name(value: object) -> Level | None:
@@ -36,7 +36,7 @@ def parse_level_name(value: object) -> Level | None:
 
 def level_from_text(text: str) -> Level | None:
     """The level named by a ``LEVEL: text`` prefix (any case), as in the tutorial's emit_log.py."""
-    head, sep, _ = text[: _LONGEST + 1].partition(":")
+    head, sep, _ = text[:_PREFIX_SCAN].partition(":")
     if not sep:
         return None
     return _BY_NAME.get(head.strip().lower())

@@ -19,7 +19,8 @@ _TIMESTAMP = b"T"
 
 def tolerant_decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
     if encoded[offset : offset + 1] != _TIMESTAMP:
-        return _original_decode_value(encoded, offset)
+        decoded: tuple[Any, int] = _original_decode_value(encoded, offset)
+        return decoded
     (seconds,) = struct.unpack_from(">Q", encoded, offset + 1)
     try:
         value: Any = datetime.fromtimestamp(seconds, UTC)

@@ -6,10 +6,17 @@ import os
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import AmqpDsn, BeforeValidator, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    CliApp,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from logcast.errors import UsageError
 from logcast.levels import Level
@@ -78,18 +85,29 @@ class CommonSettings(BaseSettings):
         description="Level of the service's own diagnostics on stderr",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files (compose/k8s secrets) only where the directory exists: no warning elsewhere.
+        secrets_dir = Path(os.environ.get("LOGCAST_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+        if not secrets_dir.is_dir():
+            return init_settings, env_settings
+        return init_settings, env_settings, SecretsSettingsSource(settings_cls, secrets_dir)
+
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
 def load_settings(cls: type[SettingsT], argv: Sequence[str]) -> SettingsT:
-    """CLI flags override LOGCAST_* variables, which override secret files and defaults."""
-    init: dict[str, Any] = {}
-    secrets_dir = Path(os.environ.get("LOGCAST_SECRETS_DIR", DEFAULT_SECRETS_DIR))
-    if secrets_dir.is_dir():
-        init["_secrets_dir"] = secrets_dir
+    """CLI flags override LOGCAST_* variables, which override secret files, then defaults."""
     try:
-        return CliApp.run(cls, cli_args=list(argv), **init)
+        return CliApp.run(cls, cli_args=list(argv))
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc)) from None
     except SettingsError as exc:
