@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Generate one password per logcast service plus the broker definitions that grant least privilege.
+
+    python3 deploy/make-credentials.py OUT_DIR [--exchange logs]
+
+Writes OUT_DIR/{emitter,screen-receiver,disk-receiver,admin}.password and OUT_DIR/definitions.json
+(salted SHA-256 hashes only, as RabbitMQ stores them). Standard library only, so it runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+
+RECEIVERS = ("screen-receiver", "disk-receiver")
+
+
+def rabbit_hash(password: str) -> str:
+    """rabbit_password_hashing_sha256: base64(salt + sha256(salt + password)), 4-byte salt."""
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(passwords: dict[str, str], exchange: str) -> dict[str, object]:
+    ex = re.escape(exchange)
+    own_queues = r"^amq\.gen-.*$"
+    permissions = [
+        # emitter: declare and publish to the exchange; no queues, nothing to read
+        {"user": "emitter", "configure": f"^{ex}$", "write": f"^{ex}$", "read": "^$"},
+        *[
+            # receivers: declare the exchange and their own server-named queues, bind, consume;
+            # no write on any exchange, so they cannot publish
+            {"user": name, "configure": rf"^(amq\.gen-.*|{ex})$", "write": own_queues,
+             "read": rf"^(amq\.gen-.*|{ex})$"}
+            for name in RECEIVERS
+        ],
+        {"user": "admin", "configure": ".*", "write": ".*", "read": ".*"},
+    ]
+    return {
+        "users": [
+            {
+                "name": name,
+                "password_hash": rabbit_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["administrator"] if name == "admin" else [],
+                "limits": {},
+            }
+            for name, password in passwords.items()
+        ],
+        "vhosts": [{"name": "/"}],
+        "permissions": [{"vhost": "/", **p} for p in permissions],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--exchange", default="logs")
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    passwords = {name: secrets.token_urlsafe(24) for name in ("emitter", *RECEIVERS, "admin")}
+    for name, password in passwords.items():
+        path = args.out_dir / f"{name}.password"
+        path.write_text(password + "\n")
+        # The services run as uid 10001 and read this through a compose secret (a bind mount).
+        os.chmod(path, 0o644)
+    (args.out_dir / "definitions.json").write_text(
+        json.dumps(definitions(passwords, args.exchange), indent=2) + "\n"
+    )
+    print(f"wrote {len(passwords)} passwords and definitions.json to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()
