@@ -36,8 +36,12 @@ def definitions(passwords: dict[str, str], exchange: str) -> dict[str, object]:
         *[
             # receivers: declare the exchange and their own server-named queues, bind, consume;
             # no write on any exchange, so they cannot publish
-            {"user": name, "configure": rf"^(amq\.gen-.*|{ex})$", "write": own_queues,
-             "read": rf"^(amq\.gen-.*|{ex})$"}
+            {
+                "user": name,
+                "configure": rf"^(amq\.gen-.*|{ex})$",
+                "write": own_queues,
+                "read": rf"^(amq\.gen-.*|{ex})$",
+            }
             for name in RECEIVERS
         ],
         {"user": "admin", "configure": ".*", "write": ".*", "read": ".*"},

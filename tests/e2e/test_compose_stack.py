@@ -1,0 +1,216 @@
+"""The deployment as users run it: images, scaled stack, broker restart, least privilege, stop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import Compose
+from tests.services import wait_for
+
+K = 200
+SCALE = ["--scale", "screen-receiver=2", "--scale", "disk-receiver=2"]
+RUN_ID = uuid.uuid4().hex[:8]
+
+PROBE = r"""
+import json, pika, pika.exceptions, sys
+password = open("/run/secrets/logcast_amqp_password").read().strip()
+user = sys.argv[1]
+
+def connect(u, p):
+    return pika.BlockingConnection(pika.URLParameters(f"amqp://{u}:{p}@rabbitmq:5672/%2F"))
+
+def code(action):
+    try:
+        action()
+        return "allowed"
+    except pika.exceptions.ChannelClosedByBroker as error:
+        return error.reply_code
+    except pika.exceptions.AMQPConnectionError as error:
+        return type(error).__name__
+
+conn = connect(user, password)
+results = {
+    "declare_queue": code(lambda: conn.channel().queue_declare("", exclusive=True)),
+    "consume": code(lambda: conn.channel().basic_get("amq.gen-not-mine")),
+    "publish_logs": code(lambda: (lambda ch: (ch.confirm_delivery(),
+        ch.basic_publish("logs", "", f"probe from {user}".encode())))(conn.channel())),
+    "guest_login": code(lambda: connect("guest", "guest")),
+}
+print(json.dumps(results))
+"""
+
+
+def inspect(container: str, template: str) -> str:
+    return subprocess.run(
+        ["docker", "inspect", "-f", template, container], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def all_healthy(compose: Compose) -> bool:
+    ids = [
+        cid
+        for service in ("rabbitmq", "emitter", "screen-receiver", "disk-receiver")
+        for cid in compose.container_ids(service)
+    ]
+    return len(ids) == 6 and all(
+        inspect(cid, "{{.State.Health.Status}}") == "healthy" for cid in ids
+    )
+
+
+def send_batch(compose: Compose, tag: str) -> list[str]:
+    lines = [f"warning: e2e-{RUN_ID}-{tag}-{i:04d}" for i in range(K)]
+    done = compose.run(
+        "run",
+        "--rm",
+        "-T",
+        "emitter",
+        "--stdin",
+        input_bytes=("\n".join(lines) + "\n").encode(),
+        timeout=120,
+    )
+    summary = [
+        json.loads(line)
+        for line in done.stderr.decode().splitlines()
+        if line.startswith("{") and '"emitter.done"' in line
+    ]
+    assert summary, done.stderr.decode()
+    assert summary[0]["confirmed"] == K
+    assert summary[0]["unroutable"] == 0
+    return lines
+
+
+def screen_lines_by_replica(compose: Compose) -> dict[str, str]:
+    out: dict[str, list[str]] = {}
+    for line in compose.text("logs", "--no-color", "screen-receiver").splitlines():
+        prefix, _, rest = line.partition("|")
+        out.setdefault(prefix.strip(), []).append(rest)
+    return {replica: "\n".join(lines) for replica, lines in out.items()}
+
+
+def disk_files(compose: Compose) -> dict[str, str]:
+    """Every .jsonl file in the shared volume, read through the first disk replica."""
+    first = compose.container_ids("disk-receiver")[0]
+    listing = subprocess.run(
+        [
+            "docker",
+            "exec",
+            first,
+            "sh",
+            "-c",
+            'for f in /var/lib/logcast/*.jsonl; do echo "== $f"; cat "$f"; done',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    files: dict[str, list[str]] = {}
+    current = ""
+    for line in listing.splitlines():
+        if line.startswith("== "):
+            current = line[3:]
+            files[current] = []
+        else:
+            files[current].append(line)
+    return {name: "\n".join(lines) for name, lines in files.items()}
+
+
+def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
+    screens = screen_lines_by_replica(compose)
+    files = disk_files(compose)
+    texts = [set() for _ in files]
+    for index, content in enumerate(files.values()):
+        texts[index] = {json.loads(row)["text"] for row in content.splitlines() if row}
+    return (
+        len(screens) == 2
+        and all(all(x in out for x in lines) for out in screens.values())
+        and len(files) == 2
+        and all(set(lines) <= found for found in texts)
+    )
+
+
+@pytest.mark.e2e
+def test_stack_end_to_end(compose: Compose) -> None:
+    # 1. valid config, images build
+    compose.run("config", "--quiet")
+    started = time.monotonic()
+    compose.run("build", timeout=900)
+    build_seconds = time.monotonic() - started
+
+    # 2. scaled stack comes up healthy
+    compose.run("up", "-d", *SCALE, timeout=300)
+    wait_for(lambda: all_healthy(compose), 180, "every container healthy", interval=2)
+    up_seconds = time.monotonic() - started
+    print(f"e2e: build {build_seconds:.0f}s, build+up+healthy {up_seconds:.0f}s")
+
+    # 3. a batch reaches every replica; each disk replica has its own file
+    first = send_batch(compose, "first")
+    wait_for(lambda: delivered_everywhere(compose, first), 60, "first batch everywhere", 1)
+    disk_ids = compose.container_ids("disk-receiver")
+    hostnames = {inspect(cid, "{{.Config.Hostname}}") for cid in disk_ids}
+    assert {name.rsplit("/", 1)[1] for name in disk_files(compose)} == {
+        f"{host}-1.jsonl" for host in hostnames
+    }
+
+    # 4. broker restart: receivers reconnect by themselves, the next batch arrives everywhere
+    receivers = compose.container_ids("screen-receiver") + disk_ids
+    started_at = {cid: inspect(cid, "{{.State.StartedAt}}") for cid in receivers}
+    compose.run("restart", "rabbitmq", timeout=120)
+
+    def rebound() -> bool:
+        logs = compose.text("logs", "--no-color", "screen-receiver", "disk-receiver")
+        per_replica: dict[str, int] = {}
+        for line in logs.splitlines():
+            if '"event": "ready"' in line:
+                replica = line.partition("|")[0].strip()
+                per_replica[replica] = per_replica.get(replica, 0) + 1
+        return len(per_replica) == 4 and all(n >= 2 for n in per_replica.values())
+
+    wait_for(rebound, 120, "every receiver rebound after the broker restart", interval=1)
+    assert {cid: inspect(cid, "{{.State.StartedAt}}") for cid in receivers} == started_at
+    second = send_batch(compose, "second")
+    wait_for(lambda: delivered_everywhere(compose, second), 60, "second batch everywhere", 1)
+
+    # 5. least privilege, probed from inside the network with each service's own secret
+    emitter_probe = json.loads(
+        compose.text(
+            "run", "--rm", "-T", "--entrypoint", "python", "emitter", "-c", PROBE, "emitter"
+        )
+    )
+    assert emitter_probe["declare_queue"] == 403
+    assert emitter_probe["consume"] == 403
+    assert emitter_probe["guest_login"] in ("ProbableAuthenticationError", "AuthenticationError")
+    receiver_probe = json.loads(
+        compose.text(
+            "run",
+            "--rm",
+            "-T",
+            "--entrypoint",
+            "python",
+            "screen-receiver",
+            "-c",
+            PROBE,
+            "screen-receiver",
+        )
+    )
+    assert receiver_probe["publish_logs"] == 403
+    assert receiver_probe["declare_queue"] == "allowed"
+    assert "probe from screen-receiver" not in compose.text("logs", "screen-receiver")
+
+    # 6. stop: every service exits 0 within its grace period
+    services = [
+        cid
+        for name in ("emitter", "screen-receiver", "disk-receiver")
+        for cid in compose.container_ids(name)
+    ]
+    started = time.monotonic()
+    compose.run("stop", "emitter", "screen-receiver", "disk-receiver", timeout=60)
+    stop_seconds = time.monotonic() - started
+    assert stop_seconds < 10
+    assert {cid: inspect(cid, "{{.State.ExitCode}}") for cid in services} == {
+        cid: "0" for cid in services
+    }
