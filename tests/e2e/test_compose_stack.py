@@ -134,6 +134,7 @@ def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)
 def test_stack_end_to_end(compose: Compose) -> None:
     # 1. valid config, images build
     compose.run("config", "--quiet")

@@ -50,7 +50,7 @@ def provide_broker() -> Iterator[Broker]:
     # testcontainers reads these at import; ryuk cannot be pulled without a registry, and
     # the container is removed by the context manager anyway.
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.rabbitmq import RabbitMqContainer
 
     image = os.environ.get("RABBITMQ_IMAGE", "rabbitmq:4-management")
     with RabbitMqContainer(image=image) as container:

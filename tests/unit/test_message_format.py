@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from logcast.levels import Level
 from logcast.message import decode_delivery, encode_record, original_body
-from logcast.pika_hardening import tolerant_decode_value
+from logcast.pika_patches import tolerant_decode_value
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -93,3 +93,15 @@ def test_header_timestamps_of_any_size_decode(seconds: int) -> None:
     value, offset = tolerant_decode_value(encoded, 0)
     assert offset == 9
     assert value == seconds if seconds > 2**38 else value.timestamp() == seconds
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), max_size=30), st.integers(1, 200))
+def test_coalescing_keeps_bytes_and_order(chunks: list[bytes], limit: int) -> None:
+    from collections import deque
+
+    from logcast.pika_patches import coalesce
+
+    buffers = deque(chunks)
+    coalesce(buffers, limit)
+    assert b"".join(buffers) == b"".join(chunks)
+    assert len(buffers) <= max(len(chunks), 1)

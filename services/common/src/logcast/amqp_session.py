@@ -17,7 +17,7 @@ import structlog
 import tenacity
 from pika.adapters.select_connection import IOLoop
 
-from logcast import pika_hardening
+from logcast import pika_patches
 from logcast.errors import (
     AccessRefusedError,
     BrokerUnreachableError,
@@ -209,7 +209,7 @@ def run_with_reconnect(
 
     Backoff restarts after a session that was ready, so a broker restart costs one short wait.
     """
-    pika_hardening.install()
+    pika_patches.install()
     log = structlog.get_logger()
     give_up = (
         tenacity.stop_after_delay(settings.retry_timeout)

@@ -1,0 +1,1 @@
+"""Benchmarks: logcast's services against tutorial-style raw pika clients, same broker, same run."""

@@ -1,0 +1,346 @@
+"""python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, peak RSS and start-up times.
+
+Every figure compares logcast with a raw baseline run in the same invocation on the same broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+
+BIN = Path(sys.executable).parent
+DEFAULT_URL = os.environ.get("LOGCAST_BENCH_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
+TIMEOUT = 300.0
+
+
+@dataclass
+class Proc:
+    """A child process whose peak RSS is collected with wait4."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    started: float
+    stderr_path: Path
+    max_rss_kb: int = 0
+    returncode: int | None = None
+    ready_at: float | None = None
+    notes: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        deadline = time.monotonic() + timeout
+        while self.returncode is None:
+            pid, status, usage = os.wait4(self.popen.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                self.max_rss_kb = usage.ru_maxrss
+                self.popen.returncode = self.returncode
+                break
+            if time.monotonic() > deadline:
+                self.popen.kill()
+                raise TimeoutError(f"{self.name} did not finish")
+            time.sleep(0.005)
+        return self.returncode
+
+    def wait_ready(self, marker: bytes, timeout: float = 30) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.stderr_path.read_bytes():
+                self.ready_at = time.monotonic()
+                return self.ready_at - self.started
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.stderr_path.read_text()[-2000:]}")
+            time.sleep(0.002)
+        raise TimeoutError(f"{self.name} not ready")
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    work: Path,
+    env: dict[str, str],
+    *,
+    stdin_path: Path | None = None,
+    stdout_path: Path | None = None,
+) -> Proc:
+    stderr_path = work / f"{name}-{uuid.uuid4().hex[:6]}.err"
+    stdout = stdout_path.open("wb") if stdout_path else subprocess.DEVNULL
+    stdin = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
+    started = time.monotonic()
+    popen = subprocess.Popen(
+        argv, stdin=stdin, stdout=stdout, stderr=stderr_path.open("wb"), env=os.environ | env
+    )
+    return Proc(name, popen, started, stderr_path)
+
+
+class LineCounter:
+    """Counts newlines appended to a file, reading only what is new."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def poll(self) -> int:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            self.offset += len(chunk)
+            self.lines += chunk.count(b"\n")
+        return self.lines
+
+
+def wait_lines(counters: list[LineCounter], n: int, timeout: float = TIMEOUT) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(c.poll() >= n for c in counters):
+            return time.monotonic()
+        time.sleep(0.01)
+    raise TimeoutError(f"only {[c.lines for c in counters]} of {n} lines arrived")
+
+
+def make_input(work: Path, n: int) -> Path:
+    rng = random.Random(42)
+    levels = ["info", "warning", "error", "debug"]
+    path = work / "input.txt"
+    with path.open("w") as f:
+        for i in range(n):
+            text = f"{rng.choice(levels)}: request {i:07d} served by web-{rng.randint(1, 9)} "
+            f.write(text + "x" * (100 - len(text)) + "\n")
+    return path
+
+
+class Bench:
+    def __init__(self, url: str, n: int, work: Path) -> None:
+        self.url = url
+        self.n = n
+        self.work = work
+        self.input = make_input(work, n)
+        self.results: dict[str, float] = {}
+
+    def env(self, exchange: str) -> dict[str, str]:
+        return {
+            "LOGCAST_AMQP_URL": self.url,
+            "LOGCAST_EXCHANGE": exchange,
+            "LOGCAST_SECRETS_DIR": "/nonexistent",
+            "LOGCAST_FSYNC": "interval",
+        }
+
+    def raw_consumer(self, exchange: str, out: Path) -> Proc:
+        proc = spawn(
+            "raw-consumer",
+            [
+                sys.executable,
+                "-m",
+                "bench.raw_clients",
+                "consume",
+                self.url,
+                exchange,
+                str(self.n),
+                str(out),
+            ],
+            self.work,
+            {},
+            stdout_path=self.work / f"{out.name}.stdout",
+        )
+        deadline = time.monotonic() + 30
+        while b"ready" not in (self.work / f"{out.name}.stdout").read_bytes():
+            if time.monotonic() > deadline:
+                raise TimeoutError("raw consumer not ready")
+            time.sleep(0.01)
+        return proc
+
+    def raw_publisher(self, exchange: str) -> Proc:
+        return spawn(
+            "raw-publisher",
+            [
+                sys.executable,
+                "-m",
+                "bench.raw_clients",
+                "publish",
+                self.url,
+                exchange,
+                str(self.input),
+            ],
+            self.work,
+            {},
+        )
+
+    def receivers(self, exchange: str) -> tuple[Proc, Proc, Path, Path]:
+        log_dir = self.work / f"disk-{exchange}"
+        log_dir.mkdir()
+        screen_out = self.work / f"screen-{exchange}.out"
+        screen = spawn(
+            "screen-receiver",
+            [str(BIN / "screen-receiver"), "--color", "never"],
+            self.work,
+            self.env(exchange),
+            stdout_path=screen_out,
+        )
+        disk = spawn(
+            "disk-receiver",
+            [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", "bench"],
+            self.work,
+            self.env(exchange),
+        )
+        self.results["ready_s.screen-receiver"] = screen.wait_ready(b'"event": "ready"')
+        self.results["ready_s.disk-receiver"] = disk.wait_ready(b'"event": "ready"')
+        return screen, disk, screen_out, log_dir / "bench.jsonl"
+
+    def stop(self, *procs: Proc) -> None:
+        for proc in procs:
+            proc.popen.send_signal(signal.SIGTERM)
+        for proc in procs:
+            if proc.wait(30) != 0:
+                raise RuntimeError(f"{proc.name} exited {proc.returncode}")
+
+    def emitter(self, exchange: str) -> Proc:
+        return spawn(
+            "emitter",
+            [str(BIN / "emitter"), "--stdin"],
+            self.work,
+            self.env(exchange),
+            stdin_path=self.input,
+        )
+
+    def p1(self) -> None:
+        exchange = f"bench-p1-raw-{uuid.uuid4().hex[:6]}"
+        outs = [self.work / f"raw-p1-{i}.txt" for i in range(2)]
+        consumers = [self.raw_consumer(exchange, out) for out in outs]
+        publisher = self.raw_publisher(exchange)
+        end = wait_lines([LineCounter(o) for o in outs], self.n)
+        raw_seconds = end - publisher.started
+        for proc in (publisher, *consumers):
+            proc.wait()
+
+        exchange = f"bench-p1-ours-{uuid.uuid4().hex[:6]}"
+        screen, disk, screen_out, disk_file = self.receivers(exchange)
+        emitter = self.emitter(exchange)
+        end = wait_lines([LineCounter(screen_out), LineCounter(disk_file)], self.n)
+        ours_seconds = end - emitter.started
+        emitter.wait()
+        self.stop(screen, disk)
+        if emitter.returncode != 0:
+            raise RuntimeError(f"emitter exited {emitter.returncode}")
+        lost = self.n - min(LineCounter(screen_out).poll(), LineCounter(disk_file).poll())
+        self.results |= {
+            "P1.raw_msgs_per_s": self.n / raw_seconds,
+            "P1.ours_msgs_per_s": self.n / ours_seconds,
+            "P1.ratio": raw_seconds / ours_seconds,
+            "P1.lost": lost,
+            "rss_mb.screen-receiver": screen.max_rss_kb / 1024,
+            "rss_mb.disk-receiver": disk.max_rss_kb / 1024,
+        }
+
+    def p2(self) -> None:
+        def bound_queue(exchange: str) -> tuple[pika.BlockingConnection, str]:
+            connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            channel = connection.channel()
+            channel.exchange_declare(exchange=exchange, exchange_type="fanout")
+            queue = channel.queue_declare(queue="", exclusive=True).method.queue
+            channel.queue_bind(queue=queue, exchange=exchange)
+            return connection, queue
+
+        exchange = f"bench-p2-raw-{uuid.uuid4().hex[:6]}"
+        holder, _ = bound_queue(exchange)
+        raw = self.raw_publisher(exchange)
+        raw.wait()
+        raw_seconds = time.monotonic() - raw.started
+        holder.close()
+
+        exchange = f"bench-p2-ours-{uuid.uuid4().hex[:6]}"
+        holder, _ = bound_queue(exchange)
+        emitter = self.emitter(exchange)
+        self.results["ready_s.emitter"] = emitter.wait_ready(b'"event": "ready"')
+        emitter.wait()
+        ours_seconds = time.monotonic() - emitter.started
+        holder.close()
+        done = next(
+            json.loads(line)
+            for line in emitter.stderr_path.read_text().splitlines()
+            if '"emitter.done"' in line
+        )
+        if emitter.returncode != 0 or done["confirmed"] != self.n:
+            raise RuntimeError(f"emitter: {done}")
+        self.results |= {
+            "P2.raw_unconfirmed_msgs_per_s": self.n / raw_seconds,
+            "P2.ours_confirmed_msgs_per_s": self.n / ours_seconds,
+            "P2.ratio": raw_seconds / ours_seconds,
+            "rss_mb.emitter": emitter.max_rss_kb / 1024,
+        }
+
+    def drain(self, consumer: Proc, out: Path, exchange: str) -> float:
+        """Pause the consumer, fill its queue, resume it, time until it has written everything."""
+        consumer.popen.send_signal(signal.SIGSTOP)
+        self.raw_publisher(exchange).wait()
+        counter = LineCounter(out)
+        started = time.monotonic()
+        consumer.popen.send_signal(signal.SIGCONT)
+        return wait_lines([counter], self.n) - started
+
+    def p3(self) -> None:
+        exchange = f"bench-p3-raw-{uuid.uuid4().hex[:6]}"
+        out = self.work / "raw-p3.txt"
+        consumer = self.raw_consumer(exchange, out)
+        raw_seconds = self.drain(consumer, out, exchange)
+        consumer.wait()
+
+        exchange = f"bench-p3-ours-{uuid.uuid4().hex[:6]}"
+        log_dir = self.work / "disk-p3"
+        log_dir.mkdir()
+        disk = spawn(
+            "disk-receiver",
+            [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", "p3"],
+            self.work,
+            self.env(exchange),
+        )
+        disk.wait_ready(b'"event": "ready"')
+        ours_seconds = self.drain(disk, log_dir / "p3.jsonl", exchange)
+        self.stop(disk)
+        self.results |= {
+            "P3.raw_msgs_per_s": self.n / raw_seconds,
+            "P3.ours_msgs_per_s": self.n / ours_seconds,
+            "P3.ratio": raw_seconds / ours_seconds,
+        }
+
+
+TARGETS = {"P1.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--amqp-url", default=DEFAULT_URL)
+    parser.add_argument("--only", choices=["P1", "P2", "P3"], action="append")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp:
+        bench = Bench(args.amqp_url, args.messages, Path(tmp))
+        for name in args.only or ["P1", "P2", "P3"]:
+            getattr(bench, name.lower())()
+    print(
+        f"logcast benchmark: {args.messages} messages of ~100 bytes, broker {args.amqp_url.split('@')[-1]}"
+    )
+    for key, value in bench.results.items():
+        target = (
+            f"   (target >= {TARGETS[key]}x: {'met' if value >= TARGETS[key] else 'MISSED'})"
+            if key in TARGETS
+            else ""
+        )
+        print(f"  {key:32} {value:12.2f}{target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
