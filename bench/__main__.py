@@ -329,9 +329,8 @@ def main() -> int:
         bench = Bench(args.amqp_url, args.messages, Path(tmp))
         for name in args.only or ["P1", "P2", "P3"]:
             getattr(bench, name.lower())()
-    print(
-        f"logcast benchmark: {args.messages} messages of ~100 bytes, broker {args.amqp_url.split('@')[-1]}"
-    )
+    broker = args.amqp_url.split("@")[-1]
+    print(f"logcast benchmark: {args.messages} messages of ~100 bytes, broker {broker}")
     for key, value in bench.results.items():
         target = (
             f"   (target >= {TARGETS[key]}x: {'met' if value >= TARGETS[key] else 'MISSED'})"
