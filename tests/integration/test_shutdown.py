@@ -23,7 +23,7 @@ def test_receivers_stop_cleanly_mid_stream(
     screen.wait_ready()
     emitter = start_service("emitter", "--demo", "--rate", "20000")
     files = list(tmp_path.glob("*.jsonl"))
-    wait_for(lambda: files[0].stat().st_size > 200_000, 20, "a stream on disk")
+    wait_for(lambda: files[0].stat().st_size > 300_000, 20, "a stream on disk")
 
     for receiver in (disk, screen):
         started = time.monotonic()
@@ -37,7 +37,7 @@ def test_receivers_stop_cleanly_mid_stream(
     data = files[0].read_bytes()
     assert data.endswith(b"\n")
     records = [json.loads(line) for line in data.splitlines()]
-    assert len(records) > 1000
+    assert len(records) > 100  # stopped mid-stream, not before it
     assert emitter.stop() == 0, emitter.stderr()
 
 

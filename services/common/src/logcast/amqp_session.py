@@ -117,6 +117,10 @@ class AmqpSession(ABC):
         elif not connection.is_closing:
             connection.close()  # also aborts a connection still opening
 
+    @property
+    def connection(self) -> Any:
+        return self._connection
+
     def fail(self, error: LogcastError) -> None:
         if self._fatal is None:
             self._fatal = error

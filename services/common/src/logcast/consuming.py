@@ -9,9 +9,10 @@ from pika.adapters.select_connection import IOLoop
 
 from logcast.amqp_session import AmqpSession, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
+from logcast.fast_delivery import FastDeliveryReader
 from logcast.health import HealthBeacon
 from logcast.message import ReceivedLog, decode_delivery
-from logcast.settings import CommonSettings
+from logcast.settings import ReceiverSettings
 from logcast.shutdown import StopSignal
 
 
@@ -30,18 +31,18 @@ class ConsumerSession(AmqpSession):
 
     def __init__(
         self,
-        settings: CommonSettings,
+        settings: ReceiverSettings,
         service: str,
         stop: StopSignal,
         ioloop: IOLoop,
         *,
         sink: LogSink,
-        prefetch: int,
         health: HealthBeacon,
     ) -> None:
         super().__init__(settings, service, stop, ioloop)
+        self.receiver_settings = settings
         self.sink = sink
-        self.prefetch = prefetch
+        self.prefetch = settings.prefetch
         self.health = health
         self.queue: str | None = None
         self.received = 0
@@ -50,7 +51,7 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
         self._flush_scheduled = False
         # Ack well before the prefetch window is exhausted so the broker never stalls.
-        self._ack_every = max(1, prefetch // 2)
+        self._ack_every = max(1, self.prefetch // 2)
 
     def on_exchange_ready(self) -> None:
         self.channel.basic_qos(prefetch_count=self.prefetch, callback=self._on_qos)
@@ -68,11 +69,23 @@ class ConsumerSession(AmqpSession):
         self._consumer_tag = self.channel.basic_consume(
             self.queue, self._on_message, auto_ack=False
         )
+        if self.receiver_settings.fast_decode:
+            channel = self.channel
+            FastDeliveryReader(
+                self.connection,
+                channel.channel_number,
+                self._consumer_tag,
+                lambda method, properties, body: self._on_message(
+                    channel, method, properties, body
+                ),
+            ).install()
         self.ready = True
         self.health.up(self.queue or "")
         self.log.info("ready", queue=self.queue, exchange=self.settings.exchange)
 
     def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        if self._fatal is not None:
+            return  # failing: nothing more is written or acked
         try:
             self.sink.write(decode_delivery(properties, body, datetime.now(UTC)))
         except LogcastError as error:
@@ -137,17 +150,13 @@ class ConsumerSession(AmqpSession):
             self.log.warning("amqp.unbound", queue=self.queue)
 
 
-def run_consumer(
-    settings: CommonSettings, service: str, sink: LogSink, stop: StopSignal, *, prefetch: int
-) -> None:
+def run_consumer(settings: ReceiverSettings, service: str, sink: LogSink, stop: StopSignal) -> None:
     """Consume until stopped, reconnecting (with a fresh queue) whenever the link fails."""
     ioloop = IOLoop()
     health = HealthBeacon(settings.health_file)
 
     def make_session() -> ConsumerSession:
-        return ConsumerSession(
-            settings, service, stop, ioloop, sink=sink, prefetch=prefetch, health=health
-        )
+        return ConsumerSession(settings, service, stop, ioloop, sink=sink, health=health)
 
     try:
         run_with_reconnect(make_session, settings, stop)

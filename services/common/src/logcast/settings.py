@@ -101,6 +101,16 @@ class CommonSettings(BaseSettings):
         return init_settings, env_settings, SecretsSettingsSource(settings_cls, secrets_dir)
 
 
+class ReceiverSettings(CommonSettings):
+    """Settings both receivers take."""
+
+    prefetch: int = Field(1000, ge=1, le=65535, description="Unacked messages in hand, at most")
+    fast_decode: bool = Field(
+        True,
+        description="Decode deliveries straight from the socket buffer (off: plain pika decoding)",
+    )
+
+
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 

@@ -13,14 +13,14 @@ from pydantic_settings import SettingsConfigDict
 from logcast.consuming import run_consumer
 from logcast.message import ReceivedLog, encode_record
 from logcast.service_main import run_service
-from logcast.settings import CommonSettings
+from logcast.settings import ReceiverSettings
 from logcast.shutdown import StopSignal
 from logcast_disk_receiver.jsonl_file import FsyncPolicy, RotatingJsonlFile
 
 SERVICE = "disk-receiver"
 
 
-class DiskSettings(CommonSettings):
+class DiskSettings(ReceiverSettings):
     """Append every message on the exchange to LOG_DIR/<instance>.jsonl, one JSON line each."""
 
     model_config = SettingsConfigDict(cli_prog_name=SERVICE)
@@ -41,7 +41,6 @@ class DiskSettings(CommonSettings):
         100 * 1024 * 1024, ge=0, description="Rotate before a file would exceed this; 0: never"
     )
     backup_count: int = Field(5, ge=1, le=1000, description="Rotated files kept (.1 is newest)")
-    prefetch: int = Field(1000, ge=1, le=65535, description="Unacked messages in hand, at most")
 
 
 class DiskSink:
@@ -71,7 +70,7 @@ def receive(settings: DiskSettings, stop: StopSignal) -> None:
         fsync_interval=settings.fsync_interval,
     )
     try:
-        run_consumer(settings, SERVICE, DiskSink(file), stop, prefetch=settings.prefetch)
+        run_consumer(settings, SERVICE, DiskSink(file), stop)
     finally:
         file.close()
 

@@ -14,7 +14,7 @@ from logcast.errors import StorageError
 from logcast.levels import Level
 from logcast.message import ReceivedLog
 from logcast.service_main import run_service
-from logcast.settings import CommonSettings, LevelSetting
+from logcast.settings import LevelSetting, ReceiverSettings
 from logcast.shutdown import StopSignal
 from logcast_screen_receiver.line_format import (
     ColorMode,
@@ -27,7 +27,7 @@ from logcast_screen_receiver.line_format import (
 SERVICE = "screen-receiver"
 
 
-class ScreenSettings(CommonSettings):
+class ScreenSettings(ReceiverSettings):
     """Print every message on the exchange to stdout, one escaped line each."""
 
     model_config = SettingsConfigDict(cli_prog_name=SERVICE)
@@ -37,7 +37,6 @@ class ScreenSettings(CommonSettings):
         ColorMode.AUTO, description="Colour levels: auto = on a terminal unless NO_COLOR is set"
     )
     format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
-    prefetch: int = Field(1000, ge=1, le=65535, description="Unacked messages in hand, at most")
 
 
 class ScreenSink:
@@ -79,7 +78,7 @@ def receive(settings: ScreenSettings, stop: StopSignal) -> None:
     out = sys.stdout.buffer
     color = use_color(settings.color, out.isatty(), os.environ.get("NO_COLOR"))
     sink = ScreenSink(out, settings.format, color, settings.min_level)
-    run_consumer(settings, SERVICE, sink, stop, prefetch=settings.prefetch)
+    run_consumer(settings, SERVICE, sink, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
