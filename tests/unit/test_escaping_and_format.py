@@ -70,8 +70,8 @@ def test_parse_level_name(value: object, level: Level | None) -> None:
 
 
 def _log(text: str, level: Level = Level.INFO) -> ReceivedLog:
-    moment = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    return ReceivedLog(text.encode(), text, True, level, "web-1", "api", "id", moment, moment)
+    ms = int(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC).timestamp() * 1000)
+    return ReceivedLog(text.encode(), text, True, level, "web-1", "api", "id", ms, ms)
 
 
 def test_text_line_is_one_line_with_all_fields() -> None:

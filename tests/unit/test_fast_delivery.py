@@ -17,8 +17,14 @@ TAG = "ctag-1"
 short = st.text(max_size=12)
 field_value = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12),
-        st.binary(max_size=12), st.datetimes(min_value=datetime(1970, 1, 2), timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.text(max_size=12),
+        st.binary(max_size=12),
+        st.datetimes(min_value=datetime(1970, 1, 2), timezones=st.just(UTC)).map(
+            lambda d: d.replace(microsecond=0)
+        ),
     ),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(short, children, max_size=3),
     max_leaves=8,
@@ -31,22 +37,38 @@ def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 properties = st.builds(
     spec.BasicProperties,
-    content_type=optional(short), content_encoding=optional(short),
+    content_type=optional(short),
+    content_encoding=optional(short),
     headers=optional(st.dictionaries(short, field_value, max_size=5)),
-    delivery_mode=optional(st.sampled_from([1, 2])), priority=optional(st.integers(0, 255)),
-    correlation_id=optional(short), reply_to=optional(short),
-    expiration=optional(st.integers(0, 10**9).map(str)), message_id=optional(short),
-    timestamp=optional(st.integers(0, 2**63 - 1)), type=optional(short), user_id=optional(short),
-    app_id=optional(short), cluster_id=optional(short),
+    delivery_mode=optional(st.sampled_from([1, 2])),
+    priority=optional(st.integers(0, 255)),
+    correlation_id=optional(short),
+    reply_to=optional(short),
+    expiration=optional(st.integers(0, 10**9).map(str)),
+    message_id=optional(short),
+    timestamp=optional(st.integers(0, 2**63 - 1)),
+    type=optional(short),
+    user_id=optional(short),
+    app_id=optional(short),
+    cluster_id=optional(short),
 )
 
 
-def delivery_frames(channel: int, tag: str, delivery_tag: int, props: spec.BasicProperties,
-                    body: bytes, frame_max: int) -> list[bytes]:
+def delivery_frames(
+    channel: int,
+    tag: str,
+    delivery_tag: int,
+    props: spec.BasicProperties,
+    *,
+    body: bytes,
+    frame_max: int,
+) -> list[bytes]:
     """Marshalled the way a broker sends them: method, header, body split at frame_max."""
     method = spec.Basic.Deliver(tag, delivery_tag, delivery_tag % 2 == 0, "logs", "")
-    frames = [frame.Method(channel, method).marshal(),
-              frame.Header(channel, len(body), props).marshal()]
+    frames = [
+        frame.Method(channel, method).marshal(),
+        frame.Header(channel, len(body), props).marshal(),
+    ]
     step = frame_max - 8
     frames += [frame.Body(channel, body[i : i + step]).marshal() for i in range(0, len(body), step)]
     return frames
@@ -80,8 +102,9 @@ item = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(item, max_size=8), st.lists(st.integers(0, 5000), max_size=10),
-       st.integers(16, 300))
+@given(
+    st.lists(item, max_size=8), st.lists(st.integers(0, 5000), max_size=10), st.integers(16, 300)
+)
 def test_fast_path_matches_pika(items: list[Any], cuts: list[int], frame_max: int) -> None:
     stream: list[bytes] = []
     expected_fast: list[tuple[Any, Any, bytes]] = []
@@ -94,12 +117,13 @@ def test_fast_path_matches_pika(items: list[Any], cuts: list[int], frame_max: in
         else:
             channel = 2 if kind == "other-channel" else CHANNEL
             tag = TAG if kind == "ours" else "someone-else"
-            frames = delivery_frames(channel, tag, n, props, body, frame_max)
+            frames = delivery_frames(channel, tag, n, props, body=body, frame_max=frame_max)
         stream += frames
         if kind == "ours":
             method, header, *bodies = pika_decode(frames)
-            expected_fast.append((method.method, header.properties,
-                                  b"".join(b.fragment for b in bodies)))
+            expected_fast.append(
+                (method.method, header.properties, b"".join(b.fragment for b in bodies))
+            )
         else:
             expected_slow += frames
 
@@ -115,7 +139,8 @@ def test_fast_path_matches_pika(items: list[Any], cuts: list[int], frame_max: in
         start = point
 
     assert [(vars(m), vars(p), b) for m, p, b in got] == [
-        (vars(m), vars(p), b) for m, p, b in expected_fast]
+        (vars(m), vars(p), b) for m, p, b in expected_fast
+    ]
     assert [value.marshal() for value in connection.processed] == expected_slow
     assert connection.bytes_received == len(data)
     assert connection._frame_buffer == b""

@@ -15,7 +15,7 @@ from logcast.levels import Level
 from logcast.message import decode_delivery, encode_record, original_body
 from logcast.pika_patches import tolerant_decode_value
 
-NOW = datetime(2026, 11, 27, tzinfo=UTC)
+NOW = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp() * 1000)
 
 
 @dataclass
@@ -34,6 +34,26 @@ def test_any_body_round_trips_through_one_ascii_line(body: bytes) -> None:
     assert line.count(b"\n") == 1
     assert max(line, default=0) < 0x80
     assert original_body(json.loads(line)) == body
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.binary(),
+            st.text(),
+            st.booleans(),
+            st.lists(st.integers()),
+            st.floats(allow_nan=True),
+        ),
+    ).map(lambda h: h | {"time_ms": h.get("x", 0)}),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=2**64 - 1)),
+)
+def test_odd_time_headers_never_raise(headers: dict[str, Any], timestamp: int | None) -> None:
+    log = decode_delivery(Props(headers=headers, timestamp=timestamp), b"x", NOW)
+    json.loads(encode_record(log))
 
 
 @given(
@@ -78,7 +98,7 @@ def test_our_metadata_is_read() -> None:
 
 def test_foreign_message_gets_defaults_and_level_from_text() -> None:
     log = decode_delivery(Props(), b"warning: from the tutorial", NOW)
-    assert (log.level, log.host, log.app, log.message_id, log.sent_at) == (
+    assert (log.level, log.host, log.app, log.message_id, log.sent_ms) == (
         Level.WARNING,
         "-",
         "-",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any, Protocol
 
 from pika.adapters.select_connection import IOLoop
@@ -87,7 +87,7 @@ class ConsumerSession(AmqpSession):
         if self._fatal is not None:
             return  # failing: nothing more is written or acked
         try:
-            self.sink.write(decode_delivery(properties, body, datetime.now(UTC)))
+            self.sink.write(decode_delivery(properties, body, time.time_ns() // 1_000_000))
         except LogcastError as error:
             self.fail(error)
             return

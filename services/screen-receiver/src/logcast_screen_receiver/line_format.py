@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 
 from logcast.escaping import escape_text
 from logcast.levels import Level
-from logcast.message import ReceivedLog, iso_time, record_dict
+from logcast.message import ReceivedLog, encode_record, iso_ms
 
 
 class OutputFormat(StrEnum):
@@ -41,7 +40,7 @@ def use_color(mode: ColorMode, is_tty: bool, no_color_env: str | None) -> bool:
 
 
 def format_text(log: ReceivedLog, color: bool) -> str:
-    when = iso_time(log.sent_at or log.received_at)
+    when = iso_ms(log.received_ms if log.sent_ms is None else log.sent_ms)
     level = f"{log.level.value.upper():<8}"
     if color:
         level = f"{_COLORS[log.level]}{level}{_RESET}"
@@ -51,4 +50,4 @@ def format_text(log: ReceivedLog, color: bool) -> str:
 
 
 def format_json(log: ReceivedLog) -> str:
-    return json.dumps(record_dict(log), ensure_ascii=True, separators=(",", ":")) + "\n"
+    return encode_record(log).decode("ascii")
