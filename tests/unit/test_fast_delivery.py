@@ -62,9 +62,11 @@ def delivery_frames(
     *,
     body: bytes,
     frame_max: int,
+    exchange: str | bytes = "logs",
+    routing_key: str | bytes = "",
 ) -> list[bytes]:
     """Marshalled the way a broker sends them: method, header, body split at frame_max."""
-    method = spec.Basic.Deliver(tag, delivery_tag, delivery_tag % 2 == 0, "logs", "")
+    method = spec.Basic.Deliver(tag, delivery_tag, delivery_tag % 2 == 0, exchange, routing_key)
     frames = [
         frame.Method(channel, method).marshal(),
         frame.Header(channel, len(body), props).marshal(),
@@ -94,6 +96,7 @@ class FakeConnection:
 
 item = st.one_of(
     st.tuples(st.just("ours"), properties, st.binary(max_size=600)),
+    st.tuples(st.just("ours-odd-names"), properties, st.binary(max_size=20)),
     st.tuples(st.just("other-consumer"), properties, st.binary(max_size=50)),
     st.tuples(st.just("other-channel"), properties, st.binary(max_size=50)),
     st.tuples(st.just("heartbeat"), st.none(), st.none()),
@@ -116,10 +119,20 @@ def test_fast_path_matches_pika(items: list[Any], cuts: list[int], frame_max: in
             frames = [frame.Method(CHANNEL, spec.Basic.Ack(n, False)).marshal()]
         else:
             channel = 2 if kind == "other-channel" else CHANNEL
-            tag = TAG if kind == "ours" else "someone-else"
-            frames = delivery_frames(channel, tag, n, props, body=body, frame_max=frame_max)
+            tag = TAG if kind.startswith("ours") else "someone-else"
+            odd = kind == "ours-odd-names"
+            frames = delivery_frames(
+                channel,
+                tag,
+                n,
+                props,
+                body=body,
+                frame_max=frame_max,
+                exchange=b"\xff\xfe-not-utf8" if odd else "logs",
+                routing_key="r\u00e9sum\u00e9" if odd else "",
+            )
         stream += frames
-        if kind == "ours":
+        if kind.startswith("ours"):
             method, header, *bodies = pika_decode(frames)
             expected_fast.append(
                 (method.method, header.properties, b"".join(b.fragment for b in bodies))

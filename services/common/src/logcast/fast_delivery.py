@@ -19,6 +19,7 @@ from pika import frame, spec
 _FRAME_HEADER = struct.Struct(">BHI")
 _METHOD_ID = struct.Struct(">I")
 _CONTENT_HEADER = struct.Struct(">HHQ")
+_U64 = struct.Struct(">Q")
 _DELIVER_ID = spec.Basic.Deliver.INDEX
 _FRAME_END = spec.FRAME_END
 INCOMPLETE = -1
@@ -38,6 +39,27 @@ def _frame_at(buf: bytes, pos: int, kind: int, channel: int) -> tuple[int, int] 
     if frame_type != kind or frame_channel != channel or buf[end] != _FRAME_END:
         return (-1, -1)  # something else: pika decides what it is
     return pos + 7, end
+
+
+def _short_string(buf: bytes, pos: int) -> tuple[str | bytes, int]:
+    """As pika.data.decode_short_string: text when it is UTF-8, else the raw bytes."""
+    end = pos + 1 + buf[pos]
+    raw = buf[pos + 1 : end]
+    try:
+        return raw.decode("utf-8"), end
+    except UnicodeDecodeError:
+        return raw, end
+
+
+def _decode_deliver(buf: bytes, pos: int) -> spec.Basic.Deliver:
+    """As spec.Basic.Deliver().decode, without its per-field helper calls."""
+    method = spec.Basic.Deliver()
+    method.consumer_tag, pos = _short_string(buf, pos)
+    method.delivery_tag = _U64.unpack_from(buf, pos)[0]
+    method.redelivered = bool(buf[pos + 8] & 1)
+    method.exchange, pos = _short_string(buf, pos + 9)
+    method.routing_key, pos = _short_string(buf, pos)
+    return method
 
 
 def parse_delivery(buf: bytes, pos: int, channel: int) -> tuple[int, Delivery | None]:
@@ -70,8 +92,7 @@ def parse_delivery(buf: bytes, pos: int, channel: int) -> tuple[int, Delivery | 
         pieces.append(buf[body_start:body_end])
         remaining -= body_end - body_start
         pos_next = body_end + 1
-    method = spec.Basic.Deliver()
-    method.decode(buf, start + 4)
+    method = _decode_deliver(buf, start + 4)
     properties = spec.BasicProperties()
     properties.decode(buf[header_start + 12 : header_end])
     content = pieces[0] if len(pieces) == 1 else b"".join(pieces)

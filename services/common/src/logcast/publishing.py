@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -33,7 +34,20 @@ class OutboundMessage:
     properties: pika.BasicProperties
 
 
-def make_message(text: str, level: Level, host: str, app_id: str) -> OutboundMessage:
+class MessageIds:
+    """Unique ids without a urandom call per message: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+def make_message(
+    text: str, level: Level, host: str, app_id: str, message_id: str
+) -> OutboundMessage:
     now = time.time()
     return OutboundMessage(
         body=text.encode("utf-8"),
@@ -41,7 +55,7 @@ def make_message(text: str, level: Level, host: str, app_id: str) -> OutboundMes
             content_type=CONTENT_TYPE,
             delivery_mode=pika.DeliveryMode.Transient,
             timestamp=int(now),
-            message_id=uuid.uuid4().hex,
+            message_id=message_id,
             app_id=app_id,
             headers=outbound_headers(level, host, int(now * 1000)),
         ),

@@ -15,7 +15,7 @@ from pydantic_settings import CliPositionalArg, SettingsConfigDict
 from logcast.errors import UndeliveredError
 from logcast.health import HealthBeacon
 from logcast.levels import Level, level_from_text
-from logcast.publishing import OutboundMessage, make_message, publish_all
+from logcast.publishing import MessageIds, OutboundMessage, make_message, publish_all
 from logcast.service_main import run_service
 from logcast.settings import CommonSettings, LevelSetting
 from logcast.shutdown import StopSignal
@@ -80,9 +80,10 @@ def to_messages(
     batches: Iterable[list[str]], default_level: Level, app_id: str
 ) -> Iterator[list[OutboundMessage]]:
     host = socket.gethostname()
+    ids = MessageIds()
     for batch in batches:
         yield [
-            make_message(text, level_from_text(text) or default_level, host, app_id)
+            make_message(text, level_from_text(text) or default_level, host, app_id, ids.next())
             for text in batch
         ]
 
