@@ -13,16 +13,17 @@ from typing import Any
 
 import pika
 import pika.spec
+import structlog
 from pika.adapters.select_connection import IOLoop
 
 from logcast.amqp_session import AmqpSession, run_with_reconnect
 from logcast.confirm_ledger import ConfirmLedger, PublishCounts
-from logcast.errors import LogcastError
+from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
 from logcast.levels import Level
-from logcast.message import CONTENT_TYPE, outbound_headers
 from logcast.settings import CommonSettings
 from logcast.shutdown import StopSignal
+from logcast.wire_properties import EncodedProperties, PropertiesEncoder
 
 _DRAIN_SECONDS = 1.5
 _FEED_BATCHES = 64
@@ -46,20 +47,10 @@ class MessageIds:
 
 
 def make_message(
-    text: str, level: Level, host: str, app_id: str, message_id: str
+    text: str, level: Level, message_id: str, encoder: PropertiesEncoder
 ) -> OutboundMessage:
-    now = time.time()
-    return OutboundMessage(
-        body=text.encode("utf-8"),
-        properties=pika.BasicProperties(
-            content_type=CONTENT_TYPE,
-            delivery_mode=pika.DeliveryMode.Transient,
-            timestamp=int(now),
-            message_id=message_id,
-            app_id=app_id,
-            headers=outbound_headers(level, host, int(now * 1000)),
-        ),
-    )
+    properties = EncodedProperties(encoder.encode(level, message_id, time.time_ns() // 1_000_000))
+    return OutboundMessage(body=text.encode("utf-8"), properties=properties)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +69,7 @@ class MessageFeed:
         self._stop = stop
         self._wake: Callable[[], None] = lambda: None
         self.exhausted = False
+        self.error: LogcastError | None = None  # the input failed; what was read is still sent
 
     def set_waker(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -94,9 +86,15 @@ class MessageFeed:
 
     def produce(self, batches: Iterable[list[OutboundMessage]]) -> None:
         """Producer thread body: every batch, then the end marker (unless stopped first)."""
-        for batch in batches:
-            if batch and not self._put(batch):
-                return
+        try:
+            for batch in batches:
+                if batch and not self._put(batch):
+                    return
+        except OSError as error:
+            self.error = UsageError(f"cannot read the input: {error.strerror or error}")
+        except Exception:
+            structlog.get_logger().exception("emitter.input_failed")
+            self.error = InternalError("reading the input failed (see log)")
         self._put(None)
 
     def drain(self, limit: int) -> list[OutboundMessage]:
@@ -229,4 +227,4 @@ def publish_all(
         stop.request()  # releases a producer blocked on a full feed
         ioloop.close()
     unconfirmed = ledger.pending + ledger.in_flight + len(feed.drain(2**31))
-    return PublishReport(ledger.counts, unconfirmed, error)
+    return PublishReport(ledger.counts, unconfirmed, error or feed.error)

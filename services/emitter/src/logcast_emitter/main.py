@@ -19,6 +19,7 @@ from logcast.publishing import MessageIds, OutboundMessage, make_message, publis
 from logcast.service_main import run_service
 from logcast.settings import CommonSettings, LevelSetting
 from logcast.shutdown import StopSignal
+from logcast.wire_properties import PropertiesEncoder
 from logcast_emitter.demo_lines import paced_demo
 from logcast_emitter.line_reader import InputStats, read_lines
 
@@ -77,20 +78,20 @@ def text_batches(
 
 
 def to_messages(
-    batches: Iterable[list[str]], default_level: Level, app_id: str
+    batches: Iterable[list[str]], default_level: Level, encoder: PropertiesEncoder
 ) -> Iterator[list[OutboundMessage]]:
-    host = socket.gethostname()
     ids = MessageIds()
     for batch in batches:
         yield [
-            make_message(text, level_from_text(text) or default_level, host, app_id, ids.next())
+            make_message(text, level_from_text(text) or default_level, ids.next(), encoder)
             for text in batch
         ]
 
 
 def emit(settings: EmitterSettings, stop: StopSignal) -> None:
     stats = InputStats()
-    batches = to_messages(text_batches(settings, stop, stats), settings.level, settings.app_id)
+    encoder = PropertiesEncoder(socket.gethostname(), settings.app_id)  # fails fast, here
+    batches = to_messages(text_batches(settings, stop, stats), settings.level, encoder)
     report = publish_all(
         settings,
         SERVICE,
