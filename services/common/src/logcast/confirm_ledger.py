@@ -49,6 +49,15 @@ class ConfirmLedger(Generic[T]):
         return len(self._in_flight)
 
     @property
+    def never_sent(self) -> int:
+        return len(self._pending)
+
+    @property
+    def sent_unconfirmed(self) -> int:
+        """Published at least once and not confirmed yet (in flight, or waiting to be resent)."""
+        return len(self._in_flight) + len(self._retry)
+
+    @property
     def settled(self) -> bool:
         return not self._pending and not self._retry and not self._in_flight
 

@@ -56,7 +56,8 @@ def make_message(
 @dataclass(frozen=True, slots=True)
 class PublishReport:
     counts: PublishCounts
-    unconfirmed: int
+    unconfirmed: int  # published, never confirmed: the broker may or may not have them
+    unsent: int  # taken from the input but never published (stopped or failed first)
     error: LogcastError | None
 
 
@@ -226,5 +227,5 @@ def publish_all(
     finally:
         stop.request()  # releases a producer blocked on a full feed
         ioloop.close()
-    unconfirmed = ledger.pending + ledger.in_flight + len(feed.drain(2**31))
-    return PublishReport(ledger.counts, unconfirmed, error or feed.error)
+    unsent = ledger.never_sent + len(feed.drain(2**31))
+    return PublishReport(ledger.counts, ledger.sent_unconfirmed, unsent, error or feed.error)

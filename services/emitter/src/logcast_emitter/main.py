@@ -109,6 +109,7 @@ def emit(settings: EmitterSettings, stop: StopSignal) -> None:
         republished=counts.republished,
         nacked=counts.nacked,
         unconfirmed=report.unconfirmed,
+        unsent=report.unsent,
         truncated=stats.truncated,
         invalid_utf8=stats.invalid_utf8,
     )
@@ -116,6 +117,9 @@ def emit(settings: EmitterSettings, stop: StopSignal) -> None:
         raise report.error
     if report.unconfirmed:
         raise UndeliveredError(f"{report.unconfirmed} messages were not confirmed by the broker")
+    # Generated demo lines left over at a stop are not anybody's data; input lines are.
+    if report.unsent and not settings.demo:
+        raise UndeliveredError(f"{report.unsent} input lines were read but never published")
 
 
 def main(argv: list[str] | None = None) -> int:
