@@ -22,6 +22,7 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _U64 = struct.Struct(">Q")
 _DELIVER_ID = spec.Basic.Deliver.INDEX
 _FRAME_END = spec.FRAME_END
+_RECV_BYTES = 64 * 1024
 INCOMPLETE = -1
 NOT_A_DELIVERY = 0
 
@@ -119,6 +120,11 @@ class FastDeliveryReader:
 
     def install(self) -> None:
         self._connection._on_data_available = self.on_data_available
+        transport = getattr(self._connection, "_transport", None)
+        if transport is not None:
+            # pika reads 4 KiB at a time because its own parser copies the buffer per frame;
+            # this reader walks the buffer by offset, so larger reads only save system calls.
+            transport._MAX_RECV_BYTES = _RECV_BYTES
 
     def on_data_available(self, data_in: bytes) -> None:
         connection = self._connection
