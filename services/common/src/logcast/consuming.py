@@ -119,7 +119,7 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
 
     def on_stop_requested(self) -> None:
-        self.log.info("stopping", queue=self.queue)
+        self.log.info("stopping", queue=self.queue, received=self.received)
         if self.channel is not None and self.channel.is_open and self._consumer_tag:
             self.channel.basic_cancel(self._consumer_tag, callback=self._on_cancelled)
         else:
