@@ -104,7 +104,12 @@ class CommonSettings(BaseSettings):
 class ReceiverSettings(CommonSettings):
     """Settings both receivers take."""
 
-    prefetch: int = Field(1000, ge=1, le=65535, description="Unacked messages in hand, at most")
+    prefetch: int = Field(
+        4000,
+        ge=1,
+        le=65535,
+        description="Unacked messages in hand, at most (memory: about prefetch x message size)",
+    )
     fast_decode: bool = Field(
         True,
         description="Decode deliveries straight from the socket buffer (off: plain pika decoding)",
