@@ -57,3 +57,15 @@ def proxy(broker: Broker) -> Iterator[CuttableProxy]:
     link = CuttableProxy(broker.host, broker.port)
     yield link
     link.close()
+
+
+@pytest.fixture
+def receivers(
+    start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> tuple[ServiceProcess, ServiceProcess]:
+    """A screen-receiver (text, no colour) and a disk-receiver writing to tmp_path, both bound."""
+    screen = start_service("screen-receiver", "--color", "never")
+    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
+    screen.wait_ready()
+    disk.wait_ready()
+    return screen, disk

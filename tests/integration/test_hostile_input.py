@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Callable
 from pathlib import Path
 
 import pika
@@ -47,12 +46,12 @@ CORPUS: list[tuple[bytes, pika.BasicProperties]] = [
 
 
 def test_receivers_escape_and_keep_every_hostile_message(
-    broker: Broker, exchange: str, start_service: Callable[..., ServiceProcess], tmp_path: Path
+    broker: Broker,
+    exchange: str,
+    receivers: tuple[ServiceProcess, ServiceProcess],
+    tmp_path: Path,
 ) -> None:
-    screen = start_service("screen-receiver", "--color", "never")
-    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
-    screen.wait_ready()
-    disk.wait_ready()
+    screen, disk = receivers
 
     connection = broker.blocking()
     channel = connection.channel()

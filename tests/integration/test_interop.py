@@ -21,12 +21,12 @@ def tutorial_emit(broker: Broker, exchange: str, bodies: list[bytes]) -> None:
 
 
 def test_tutorial_publisher_reaches_our_receivers(
-    broker: Broker, exchange: str, start_service: Callable[..., ServiceProcess], tmp_path: Path
+    broker: Broker,
+    exchange: str,
+    receivers: tuple[ServiceProcess, ServiceProcess],
+    tmp_path: Path,
 ) -> None:
-    screen = start_service("screen-receiver", "--color", "never")
-    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
-    screen.wait_ready()
-    disk.wait_ready()
+    screen, disk = receivers
     tutorial_emit(broker, exchange, [b"info: Hello World!", b"error: from the tutorial"])
 
     wait_for(lambda: len(disk_records(tmp_path)) == 2, 10, "disk records")

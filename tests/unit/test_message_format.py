@@ -15,6 +15,20 @@ from logcast.levels import Level
 from logcast.message import decode_delivery, encode_record, original_body
 from logcast.pika_patches import tolerant_decode_value
 
+# Header tables a foreign publisher may send: any value type, nested or not.
+ODD_HEADERS = st.dictionaries(
+    st.text(max_size=5),
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.binary(),
+        st.text(),
+        st.booleans(),
+        st.lists(st.integers()),
+        st.floats(allow_nan=True),
+    ),
+)
+AMQP_TIMESTAMPS = st.one_of(st.none(), st.integers(min_value=0, max_value=2**64 - 1))
 NOW = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -37,19 +51,8 @@ def test_any_body_round_trips_through_one_ascii_line(body: bytes) -> None:
 
 
 @given(
-    st.dictionaries(
-        st.text(max_size=5),
-        st.one_of(
-            st.none(),
-            st.integers(),
-            st.binary(),
-            st.text(),
-            st.booleans(),
-            st.lists(st.integers()),
-            st.floats(allow_nan=True),
-        ),
-    ).map(lambda h: h | {"time_ms": h.get("x", 0)}),
-    st.one_of(st.none(), st.integers(min_value=0, max_value=2**64 - 1)),
+    ODD_HEADERS.map(lambda h: h | {"time_ms": h.get("x", 0)}),
+    AMQP_TIMESTAMPS,
 )
 def test_odd_time_headers_never_raise(headers: dict[str, Any], timestamp: int | None) -> None:
     log = decode_delivery(Props(headers=headers, timestamp=timestamp), b"x", NOW)
@@ -57,19 +60,8 @@ def test_odd_time_headers_never_raise(headers: dict[str, Any], timestamp: int | 
 
 
 @given(
-    st.dictionaries(
-        st.text(max_size=5),
-        st.one_of(
-            st.none(),
-            st.integers(),
-            st.binary(),
-            st.text(),
-            st.booleans(),
-            st.lists(st.integers()),
-            st.floats(allow_nan=True),
-        ),
-    ),
-    st.one_of(st.none(), st.integers(min_value=0, max_value=2**64 - 1)),
+    ODD_HEADERS,
+    AMQP_TIMESTAMPS,
 )
 def test_odd_properties_never_raise(headers: dict[str, Any], timestamp: int | None) -> None:
     log = decode_delivery(Props(headers=headers, timestamp=timestamp), b"x", NOW)
