@@ -28,7 +28,9 @@ TIMEOUT = 300.0
 
 @dataclass
 class Proc:
-    """A child process whose peak RSS is collected with wait4."""
+    """A child process; its peak RSS is VmHWM from /proc, sampled until it exits.
+
+    (wait4's ru_maxrss would include the memory of this parent at fork time.)"""
 
     name: str
     popen: subprocess.Popen[bytes]
@@ -42,10 +44,10 @@ class Proc:
     def wait(self, timeout: float = TIMEOUT) -> int:
         deadline = time.monotonic() + timeout
         while self.returncode is None:
-            pid, status, usage = os.wait4(self.popen.pid, os.WNOHANG)
+            self.sample_rss()
+            pid, status = os.waitpid(self.popen.pid, os.WNOHANG)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
-                self.max_rss_kb = usage.ru_maxrss
                 self.popen.returncode = self.returncode
                 break
             if time.monotonic() > deadline:
@@ -53,6 +55,15 @@ class Proc:
                 raise TimeoutError(f"{self.name} did not finish")
             time.sleep(0.005)
         return self.returncode
+
+    def sample_rss(self) -> None:
+        try:
+            status = Path(f"/proc/{self.popen.pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self.max_rss_kb = max(self.max_rss_kb, int(line.split()[1]))
 
     def wait_ready(self, marker: bytes, timeout: float = 30) -> float:
         deadline = time.monotonic() + timeout
@@ -202,6 +213,7 @@ class Bench:
 
     def stop(self, *procs: Proc) -> None:
         for proc in procs:
+            proc.sample_rss()
             proc.popen.send_signal(signal.SIGTERM)
         for proc in procs:
             if proc.wait(30) != 0:
