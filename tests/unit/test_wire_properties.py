@@ -10,7 +10,7 @@ from pika import frame
 
 from logcast.errors import UsageError
 from logcast.levels import Level
-from logcast.message import CONTENT_TYPE, outbound_headers
+from logcast.message import CONTENT_TYPE, TIME_MS_HEADER
 from logcast.wire_properties import EncodedProperties, PropertiesEncoder
 
 names = st.text(max_size=60)
@@ -33,7 +33,7 @@ def test_matches_pika_encoding(
         timestamp=time_ms // 1000,
         message_id=message_id,
         app_id=app_id,
-        headers=outbound_headers(level, host, time_ms),
+        headers={"level": level.value, "host": host, TIME_MS_HEADER: time_ms},
     )
     assert ours == b"".join(reference.encode())
     assert (

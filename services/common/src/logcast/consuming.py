@@ -42,7 +42,6 @@ class ConsumerSession(AmqpSession):
         super().__init__(settings, service, stop, ioloop)
         self.receiver_settings = settings
         self.sink = sink
-        self.prefetch = settings.prefetch
         self.health = health
         self.queue: str | None = None
         self.received = 0
@@ -51,10 +50,12 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
         self._flush_scheduled = False
         # Ack well before the prefetch window is exhausted so the broker never stalls.
-        self._ack_every = max(1, self.prefetch // 2)
+        self._ack_every = max(1, settings.prefetch // 2)
 
     def on_exchange_ready(self) -> None:
-        self.channel.basic_qos(prefetch_count=self.prefetch, callback=self._on_qos)
+        self.channel.basic_qos(
+            prefetch_count=self.receiver_settings.prefetch, callback=self._on_qos
+        )
 
     def _on_qos(self, _frame: Any) -> None:
         self.channel.queue_declare(queue="", exclusive=True, callback=self._on_queue_declared)

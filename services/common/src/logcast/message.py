@@ -44,10 +44,6 @@ class ReceivedLog:
     received_ms: int
 
 
-def outbound_headers(level: Level, host: str, time_ms: int) -> dict[str, Any]:
-    return {"level": level.value, "host": host, TIME_MS_HEADER: time_ms}
-
-
 def _as_text(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
