@@ -1,4 +1,4 @@
-"""python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, peak RSS and start-up times.
+"""python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, P6 latency, peak RSS, start-up.
 
 Every figure compares logcast with a raw baseline run in the same invocation on the same broker.
 """
@@ -17,7 +17,9 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 
 import pika
 
@@ -85,10 +87,13 @@ def spawn(
     *,
     stdin_path: Path | None = None,
     stdout_path: Path | None = None,
+    stdin_pipe: bool = False,
 ) -> Proc:
     stderr_path = work / f"{name}-{uuid.uuid4().hex[:6]}.err"
     stdout = stdout_path.open("wb") if stdout_path else subprocess.DEVNULL
-    stdin = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
+    stdin: Any = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
+    if stdin_pipe:
+        stdin = subprocess.PIPE
     started = time.monotonic()
     popen = subprocess.Popen(
         argv, stdin=stdin, stdout=stdout, stderr=stderr_path.open("wb"), env=os.environ | env
@@ -147,10 +152,12 @@ class Bench:
             "LOGCAST_AMQP_URL": self.url,
             "LOGCAST_EXCHANGE": exchange,
             "LOGCAST_SECRETS_DIR": "/nonexistent",
-            "LOGCAST_FSYNC": "interval",
+            "LOGCAST_FSYNC": os.environ.get("BENCH_FSYNC", "interval"),
         }
 
-    def raw_consumer(self, exchange: str, out: Path) -> Proc:
+    def raw_consumer(
+        self, exchange: str, out: Path, count: int | None = None, *, stamp: bool = False
+    ) -> Proc:
         proc = spawn(
             "raw-consumer",
             [
@@ -160,8 +167,9 @@ class Bench:
                 "consume",
                 self.url,
                 exchange,
-                str(self.n),
+                str(count or self.n),
                 str(out),
+                *(["--stamp"] if stamp else []),
             ],
             self.work,
             {},
@@ -303,6 +311,19 @@ class Bench:
         consumer.popen.send_signal(signal.SIGCONT)
         return wait_lines([counter], self.n) - started
 
+    def disk_receiver(self, exchange: str, name: str) -> tuple[Proc, Path]:
+        """A bound disk-receiver writing to its own directory, and the file it writes."""
+        log_dir = self.work / f"disk-{name}"
+        log_dir.mkdir()
+        disk = spawn(
+            "disk-receiver",
+            [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", name],
+            self.work,
+            self.env(exchange),
+        )
+        disk.wait_ready(b'"event": "ready"')
+        return disk, log_dir / f"{name}.jsonl"
+
     def p3(self) -> None:
         exchange = f"bench-p3-raw-{uuid.uuid4().hex[:6]}"
         out = self.work / "raw-p3.txt"
@@ -311,16 +332,8 @@ class Bench:
         consumer.wait()
 
         exchange = f"bench-p3-ours-{uuid.uuid4().hex[:6]}"
-        log_dir = self.work / "disk-p3"
-        log_dir.mkdir()
-        disk = spawn(
-            "disk-receiver",
-            [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", "p3"],
-            self.work,
-            self.env(exchange),
-        )
-        disk.wait_ready(b'"event": "ready"')
-        ours_seconds = self.drain(disk, log_dir / "p3.jsonl", exchange)
+        disk, disk_file = self.disk_receiver(exchange, "p3")
+        ours_seconds = self.drain(disk, disk_file, exchange)
         self.stop(disk)
         self.results |= {
             "P3.raw_msgs_per_s": self.n / raw_seconds,
@@ -328,8 +341,86 @@ class Bench:
             "P3.ratio": raw_seconds / ours_seconds,
         }
 
+    def p6(self) -> None:
+        """Latency of a paced ``--stdin`` stream into a disk-receiver, against the tutorial pair."""
+        for rate in P6_RATES:
+            count = int(rate * P6_SECONDS)
+            exchange = f"bench-p6-raw-{uuid.uuid4().hex[:6]}"
+            out = self.work / f"raw-p6-{rate}.txt"
+            consumer = self.raw_consumer(exchange, out, count, stamp=True)
+            publisher = spawn(
+                "raw-publisher",
+                [sys.executable, "-m", "bench.raw_clients", "publish", self.url, exchange, "-"],
+                self.work,
+                {},
+                stdin_pipe=True,
+            )
+            time.sleep(0.5)  # connected and declared before the clock starts
+            assert publisher.popen.stdin is not None
+            pace(publisher.popen.stdin, rate, count)
+            wait_lines([LineCounter(out)], count)
+            publisher.wait()
+            consumer.wait()
+            raw = [
+                int(received) - int(written) / 1e6
+                for received, written, _ in (
+                    line.split(b" ", 2) for line in out.read_bytes().splitlines()
+                )
+            ]
+
+            exchange = f"bench-p6-ours-{uuid.uuid4().hex[:6]}"
+            disk, disk_file = self.disk_receiver(exchange, f"p6-{rate}")
+            emitter = spawn(
+                "emitter",
+                [str(BIN / "emitter"), "--stdin"],
+                self.work,
+                self.env(exchange),
+                stdin_pipe=True,
+            )
+            emitter.wait_ready(b'"event": "ready"')
+            assert emitter.popen.stdin is not None
+            pace(emitter.popen.stdin, rate, count)
+            wait_lines([LineCounter(disk_file)], count)
+            if emitter.wait() != 0:
+                raise RuntimeError(f"emitter exited {emitter.returncode}")
+            self.stop(disk)
+            ours = []
+            for line in disk_file.read_text().splitlines():
+                record = json.loads(line)
+                received = datetime.fromisoformat(record["received"]).timestamp() * 1000
+                ours.append(round(received) - int(record["text"].split(" ", 1)[0]) / 1e6)
+            for name, values in (("raw", raw), ("ours", ours)):
+                centiles = statistics.quantiles(values, n=100, method="inclusive")
+                self.results[f"P6.{rate}.{name}_p50_ms"] = centiles[49]
+                self.results[f"P6.{rate}.{name}_p99_ms"] = centiles[98]
+                self.results[f"P6.{rate}.{name}_max_ms"] = max(values)
+            self.results[f"P6.{rate}.p99_ratio"] = self.results[f"P6.{rate}.ours_p99_ms"] / max(
+                self.results[f"P6.{rate}.raw_p99_ms"], 1.0
+            )
+
+
+P6_RATES = (1000, 5000)
+P6_SECONDS = 4.0
+
+
+def pace(stream: IO[bytes], rate: int, count: int) -> None:
+    """Write ``count`` lines at ``rate`` per second, each starting with its write time (ns)."""
+    started = time.monotonic()
+    sent = 0
+    while sent < count:
+        due = min(count, int((time.monotonic() - started) * rate) + 1)
+        burst = []
+        while sent < due:
+            burst.append(b"%d p6 line %07d %s\n" % (time.time_ns(), sent, b"x" * 60))
+            sent += 1
+        stream.write(b"".join(burst))
+        stream.flush()
+        time.sleep(0.0002)
+    stream.close()
+
 
 TARGETS = {"P1.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
+CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES}
 
 
 def main() -> int:
@@ -337,7 +428,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="report the median of the rounds")
     parser.add_argument("--amqp-url", default=DEFAULT_URL)
-    parser.add_argument("--only", choices=["P1", "P2", "P3"], action="append")
+    parser.add_argument("--only", choices=["P1", "P2", "P3", "P6"], action="append")
     args = parser.parse_args()
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp:
@@ -345,7 +436,7 @@ def main() -> int:
             work = Path(tmp) / f"round-{number}"
             work.mkdir()
             bench = Bench(args.amqp_url, args.messages, work)
-            for name in args.only or ["P1", "P2", "P3"]:
+            for name in args.only or ["P1", "P2", "P3", "P6"]:
                 getattr(bench, name.lower())()
             rounds.append(bench.results)
     broker = args.amqp_url.split("@")[-1]
@@ -357,11 +448,12 @@ def main() -> int:
         values = sorted(r[key] for r in rounds)
         value = statistics.median(values)
         spread = f" [{values[0]:.2f} .. {values[-1]:.2f}]" if len(values) > 1 else ""
-        target = (
-            f"  target >= {TARGETS[key]}x: {'met' if value >= TARGETS[key] else 'MISSED'}"
-            if key in TARGETS
-            else ""
-        )
+        target = ""
+        if key in TARGETS:
+            target = f"  target >= {TARGETS[key]}x: {'met' if value >= TARGETS[key] else 'MISSED'}"
+        elif key in CEILINGS:
+            met = "met" if value <= CEILINGS[key] else "MISSED"
+            target = f"  target <= {CEILINGS[key]}x: {met}"
         print(f"  {key:32} {value:12.2f}{spread}{target}")
     return 0
 

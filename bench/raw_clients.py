@@ -1,12 +1,15 @@
 """Tutorial-style baselines: a BlockingConnection publish loop and auto_ack consumers.
 
-python -m bench.raw_clients publish URL EXCHANGE INPUT_FILE
-python -m bench.raw_clients consume URL EXCHANGE COUNT OUT_FILE   (prints "ready" once bound)
+python -m bench.raw_clients publish URL EXCHANGE INPUT_FILE     ("-": stdin, line by line)
+python -m bench.raw_clients consume URL EXCHANGE COUNT OUT_FILE [--stamp]
+    prints "ready" once bound; --stamp prefixes each line with its receive time (epoch ms)
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from typing import BinaryIO
 
 import pika
 
@@ -15,13 +18,14 @@ def publish(url: str, exchange: str, input_file: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="fanout")
-    with open(input_file, "rb") as lines:
+    lines: BinaryIO = sys.stdin.buffer if input_file == "-" else open(input_file, "rb")  # noqa: SIM115
+    with lines:
         for line in lines:
             channel.basic_publish(exchange=exchange, routing_key="", body=line.rstrip(b"\n"))
     connection.close()
 
 
-def consume(url: str, exchange: str, count: int, out_file: str) -> None:
+def consume(url: str, exchange: str, count: int, out_file: str, stamp: bool) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="fanout")
@@ -32,7 +36,10 @@ def consume(url: str, exchange: str, count: int, out_file: str) -> None:
 
         def on_message(ch: object, method: object, properties: object, body: bytes) -> None:
             nonlocal received
-            out.write(body + b"\n")
+            if stamp:
+                out.write(b"%d %s\n" % (time.time_ns() // 1_000_000, body))
+            else:
+                out.write(body + b"\n")
             received += 1
             if received >= count:
                 channel.stop_consuming()
@@ -48,4 +55,4 @@ if __name__ == "__main__":
     if command == "publish":
         publish(args[0], args[1], args[2])
     else:
-        consume(args[0], args[1], int(args[2]), args[3])
+        consume(args[0], args[1], int(args[2]), args[3], "--stamp" in args[4:])

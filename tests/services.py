@@ -121,3 +121,13 @@ def run_service(
         timeout=timeout,
         check=False,
     )
+
+
+def assert_one_line(stderr: bytes, *fragments: str) -> None:
+    """A user error: exactly one non-JSON line on stderr, holding every fragment; no traceback."""
+    lines = stderr.decode().strip().splitlines()
+    errors = [line for line in lines if not line.startswith("{")]
+    assert len(errors) == 1, lines
+    assert "Traceback" not in stderr.decode()
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]

@@ -11,10 +11,10 @@ from tests.integration.broker import Broker, provide_broker
 from tests.integration.tcp_proxy import CuttableProxy
 from tests.services import ServiceProcess
 
-pytestmark = pytest.mark.integration
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration needs a broker (a module-level pytestmark in a conftest
+    would not apply to the test modules)."""
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika import frame, spec
 
-from logcast.fast_delivery import FastDeliveryReader
+from logcast.pika_internals import fast_delivery
+from logcast.pika_internals.fast_delivery import FastDeliveryReader
 
 CHANNEL = 1
 TAG = "ctag-1"
@@ -158,3 +160,29 @@ def test_fast_path_matches_pika(items: list[Any], cuts: list[int], frame_max: in
     assert connection.bytes_received == len(data)
     assert connection._frame_buffer == b""
     assert reader.fast == len(expected_fast)
+    assert reader.buffered == 0
+
+
+def test_a_large_message_is_parsed_once_not_once_per_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads of a 16 MiB delivery are appended; it is parsed again only once it can be complete."""
+    calls = []
+    real_parse = fast_delivery._parse
+
+    def counting_parse(buf: Any, pos: int, channel: int) -> Any:
+        calls.append(len(buf))
+        return real_parse(buf, pos, channel)
+
+    monkeypatch.setattr(fast_delivery, "_parse", counting_parse)
+    body = bytes(range(256)) * (16 * 4096)
+    data = b"".join(
+        delivery_frames(CHANNEL, TAG, 1, spec.BasicProperties(), body=body, frame_max=131072)
+    )
+    connection = FakeConnection()
+    got: list[bytes] = []
+    FastDeliveryReader(connection, CHANNEL, TAG, lambda m, p, b: got.append(b)).install()
+    reads = range(0, len(data), 65536)
+    for start in reads:
+        connection._on_data_available(data[start : start + 65536])  # type: ignore[attr-defined]
+    assert got == [body]
+    assert len(reads) > 250
+    assert len(calls) <= 3, calls

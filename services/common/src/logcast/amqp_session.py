@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
@@ -17,7 +17,6 @@ import structlog
 import tenacity
 from pika.adapters.select_connection import IOLoop
 
-from logcast import pika_patches
 from logcast.errors import (
     AccessRefusedError,
     BrokerUnreachableError,
@@ -25,6 +24,7 @@ from logcast.errors import (
     LogcastError,
     UsageError,
 )
+from logcast.service_main import ServiceContext
 from logcast.settings import CommonSettings
 from logcast.shutdown import StopSignal
 
@@ -70,16 +70,32 @@ def declare_logs_exchange(channel: Any, name: str, on_done: Callable[[Any], None
     )
 
 
+# How a session opens its connection; tests pass a fake with the same keyword arguments.
+Connect = Callable[..., Any]
+
+
+class SessionOwner(Protocol):
+    """The long-lived object (Publisher, Consumer) whose sessions come and go."""
+
+    @property
+    def settings(self) -> CommonSettings: ...
+
+    @property
+    def context(self) -> ServiceContext: ...
+
+    @property
+    def ioloop(self) -> IOLoop: ...
+
+
 class AmqpSession(ABC):
     """Owns one connection and one channel; records what happened for the outer loop."""
 
-    def __init__(
-        self, settings: CommonSettings, service: str, stop: StopSignal, ioloop: IOLoop
-    ) -> None:
-        self.settings = settings
-        self.service = service
-        self.stop = stop
-        self.ioloop = ioloop
+    def __init__(self, owner: SessionOwner, *, connect: Connect) -> None:
+        self.settings = owner.settings
+        self.service = owner.context.service
+        self.stop: StopSignal = owner.context.stop
+        self.ioloop = owner.ioloop
+        self._connect = connect
         self.log = structlog.get_logger()
         self.ready = False
         self.channel: Any = None
@@ -93,7 +109,7 @@ class AmqpSession(ABC):
     # ---- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         """Block until the session ends; raise ConnectionLostError or a LogcastError."""
-        self._connection = pika.SelectConnection(
+        self._connection = self._connect(
             connection_parameters(self.settings, self.service),
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_open_error,
@@ -120,6 +136,11 @@ class AmqpSession(ABC):
     @property
     def connection(self) -> Any:
         return self._connection
+
+    @property
+    def ended_on_purpose(self) -> bool:
+        """Closed by us (done, stopped), not lost and not failed."""
+        return self._closing and self._lost is None and self._fatal is None
 
     def fail(self, error: LogcastError) -> None:
         if self._fatal is None:
@@ -213,7 +234,6 @@ def run_with_reconnect(
 
     Backoff restarts after a session that was ready, so a broker restart costs one short wait.
     """
-    pika_patches.install()
     log = structlog.get_logger()
     give_up = (
         tenacity.stop_after_delay(settings.retry_timeout)
@@ -238,7 +258,7 @@ def run_with_reconnect(
     while True:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(should_retry),
-            wait=tenacity.wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.5),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.5),
             stop=give_up,
             sleep=stop.sleep,
             before_sleep=announce,

@@ -16,7 +16,7 @@ T = TypeVar("T")
 class PublishCounts:
     published: int = 0
     confirmed: int = 0
-    republished: int = 0
+    republished: int = 0  # publishes that were re-sends (after a nack or a lost channel)
     nacked: int = 0
     unroutable: int = 0
 
@@ -66,7 +66,11 @@ class ConfirmLedger(Generic[T]):
 
     def take(self) -> T:
         """The next message to publish; the caller must publish it on the confirming channel."""
-        entry = heapq.heappop(self._retry) if self._retry else self._pending.popleft()
+        if self._retry:
+            entry = heapq.heappop(self._retry)
+            self.counts.republished += 1  # counted when sent again, not when lined up
+        else:
+            entry = self._pending.popleft()
         self._in_flight[self._next_tag] = entry
         self._next_tag += 1
         self.counts.published += 1
@@ -102,5 +106,4 @@ class ConfirmLedger(Generic[T]):
         self._in_flight.clear()
         self._resend(entries)
         self._next_tag = 1
-        self.counts.republished += len(entries)
         return len(entries)

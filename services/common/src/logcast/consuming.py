@@ -1,19 +1,25 @@
-"""The receivers' side: a fresh exclusive server-named queue per connection, manual batched acks."""
+"""The receivers' side: one long-lived Consumer, and a ConsumerSession per connection.
+
+Each session declares a fresh exclusive server-named queue, binds it, and acks in batches once
+the sink has flushed what it received.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Protocol
 
+import pika
 from pika.adapters.select_connection import IOLoop
 
-from logcast.amqp_session import AmqpSession, run_with_reconnect
+from logcast import pika_internals
+from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
-from logcast.fast_delivery import FastDeliveryReader
 from logcast.health import HealthBeacon
-from logcast.message import ReceivedLog, decode_delivery
+from logcast.pika_internals.fast_delivery import FastDeliveryReader
+from logcast.service_main import ServiceContext
 from logcast.settings import ReceiverSettings
-from logcast.shutdown import StopSignal
+from logcast.wire_format import ReceivedLog, decode_delivery
 
 
 class LogSink(Protocol):
@@ -29,20 +35,12 @@ class LogSink(Protocol):
 class ConsumerSession(AmqpSession):
     """Declare, bind and consume a server-named exclusive queue; ack after the sink flushed."""
 
-    def __init__(
-        self,
-        settings: ReceiverSettings,
-        service: str,
-        stop: StopSignal,
-        ioloop: IOLoop,
-        *,
-        sink: LogSink,
-        health: HealthBeacon,
-    ) -> None:
-        super().__init__(settings, service, stop, ioloop)
-        self.receiver_settings = settings
-        self.sink = sink
-        self.health = health
+    def __init__(self, consumer: Consumer, *, connect: Connect) -> None:
+        super().__init__(consumer, connect=connect)
+        self.receiver_settings = consumer.settings
+        self.sink = consumer.sink
+        self.health = consumer.health
+        self._fast_decode = consumer.settings.fast_decode and pika_internals.enabled()
         self.queue: str | None = None
         self.received = 0
         self._consumer_tag: str | None = None
@@ -50,7 +48,7 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
         self._flush_scheduled = False
         # Ack well before the prefetch window is exhausted so the broker never stalls.
-        self._ack_every = max(1, settings.prefetch // 2)
+        self._ack_every = max(1, consumer.settings.prefetch // 2)
 
     def on_exchange_ready(self) -> None:
         self.channel.basic_qos(
@@ -70,7 +68,7 @@ class ConsumerSession(AmqpSession):
         self._consumer_tag = self.channel.basic_consume(
             self.queue, self._on_message, auto_ack=False
         )
-        if self.receiver_settings.fast_decode:
+        if self._fast_decode:
             channel = self.channel
             FastDeliveryReader(
                 self.connection,
@@ -114,7 +112,8 @@ class ConsumerSession(AmqpSession):
         try:
             self.sink.flush()
         except LogcastError as error:
-            self.fail(error)  # nothing of this batch is acked
+            self._unacked = 0  # never acked, and not flushed again on the way out
+            self.fail(error)
             return
         self.channel.basic_ack(self._last_tag, multiple=True)
         self._unacked = 0
@@ -151,16 +150,30 @@ class ConsumerSession(AmqpSession):
             self.log.warning("amqp.unbound", queue=self.queue)
 
 
-def run_consumer(settings: ReceiverSettings, service: str, sink: LogSink, stop: StopSignal) -> None:
-    """Consume until stopped, reconnecting (with a fresh queue) whenever the link fails."""
-    ioloop = IOLoop()
-    health = HealthBeacon(settings.health_file)
+class Consumer:
+    """Consumes into a sink until stopped, with a fresh queue after every reconnect."""
 
-    def make_session() -> ConsumerSession:
-        return ConsumerSession(settings, service, stop, ioloop, sink=sink, health=health)
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        context: ServiceContext,
+        sink: LogSink,
+        *,
+        connect: Connect = pika.SelectConnection,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        self.sink = sink
+        self.health = HealthBeacon(settings.health_file)
+        self.ioloop = IOLoop()
+        self._connect = connect
 
-    try:
-        run_with_reconnect(make_session, settings, stop)
-    finally:
-        health.down()
-        ioloop.close()
+    def _new_session(self) -> ConsumerSession:
+        return ConsumerSession(self, connect=self._connect)
+
+    def run(self) -> None:
+        try:
+            run_with_reconnect(self._new_session, self.settings, self.context.stop)
+        finally:
+            self.health.down()
+            self.ioloop.close()

@@ -1,56 +1,39 @@
-"""The emitter side: pipelined confirms, mandatory routing, republish on reconnect."""
+"""The publishing side: one long-lived Publisher, and a PublisherSession per connection.
+
+The Publisher owns what outlives a connection: the confirm ledger (pipelined confirms, in-order
+resend after a lost channel), the feed from the reader thread, the encoder and the I/O loop.
+"""
 
 from __future__ import annotations
 
-import itertools
 import queue
+import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pika
 import pika.spec
 import structlog
 from pika.adapters.select_connection import IOLoop
 
-from logcast.amqp_session import AmqpSession, run_with_reconnect
+from logcast import pika_internals
+from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.confirm_ledger import ConfirmLedger, PublishCounts
 from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
 from logcast.levels import Level
-from logcast.settings import CommonSettings
+from logcast.service_main import ServiceContext
+from logcast.settings import PublisherSettings
 from logcast.shutdown import StopSignal
-from logcast.wire_properties import EncodedProperties, PropertiesEncoder
+from logcast.wire_format import MessageEncoder, OutboundMessage
 
-_DRAIN_SECONDS = 1.5
+DRAIN_SECONDS = 1.5
 _FEED_BATCHES = 64
 
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    body: bytes
-    properties: pika.BasicProperties
-
-
-class MessageIds:
-    """Unique ids without a urandom call per message: a random per-process prefix and a counter."""
-
-    def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
-
-
-def make_message(
-    text: str, level: Level, message_id: str, encoder: PropertiesEncoder
-) -> OutboundMessage:
-    properties = EncodedProperties(encoder.encode(level, message_id, time.time_ns() // 1_000_000))
-    return OutboundMessage(body=text.encode("utf-8"), properties=properties)
+# What a source yields: batches of (text, level), each batch as soon as it is read.
+LineBatches = Iterable[list[tuple[str, Level]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +45,16 @@ class PublishReport:
 
 
 class MessageFeed:
-    """Hands batches from a producer thread (stdin, demo) to the I/O loop, with back-pressure."""
+    """Hands batches from a reader thread (stdin, demo) to the I/O loop, with back-pressure."""
 
-    def __init__(self, stop: StopSignal) -> None:
+    def __init__(self, stop: StopSignal, wake: Callable[[], None]) -> None:
         # None marks the end of input.
         self._queue: queue.Queue[list[OutboundMessage] | None] = queue.Queue(maxsize=_FEED_BATCHES)
         self._stop = stop
-        self._wake: Callable[[], None] = lambda: None
-        self.exhausted = False
-        self.error: LogcastError | None = None  # the input failed; what was read is still sent
-
-    def set_waker(self, wake: Callable[[], None]) -> None:
         self._wake = wake
+        self.exhausted = False
+        self.dropped = 0  # messages made from the input but never handed over (stopped first)
+        self.error: LogcastError | None = None  # the input failed; what was read is still sent
 
     def _put(self, item: list[OutboundMessage] | None) -> bool:
         while not self._stop.requested:
@@ -86,10 +67,11 @@ class MessageFeed:
         return False
 
     def produce(self, batches: Iterable[list[OutboundMessage]]) -> None:
-        """Producer thread body: every batch, then the end marker (unless stopped first)."""
+        """Reader thread body: every batch, then the end marker (unless stopped first)."""
         try:
             for batch in batches:
                 if batch and not self._put(batch):
+                    self.dropped += len(batch)
                     return
         except OSError as error:
             self.error = UsageError(f"cannot read the input: {error.strerror or error}")
@@ -99,6 +81,7 @@ class MessageFeed:
         self._put(None)
 
     def drain(self, limit: int) -> list[OutboundMessage]:
+        """What is queued now, up to about ``limit`` messages; never waits."""
         taken: list[OutboundMessage] = []
         while len(taken) < limit and not self.exhausted:
             try:
@@ -113,23 +96,20 @@ class MessageFeed:
 
 
 class PublisherSession(AmqpSession):
-    """Publish from the feed with a window of unconfirmed messages; close once all are settled."""
+    """One connection of a Publisher: confirm mode, publish what the ledger allows, settle."""
 
     def __init__(
         self,
-        settings: CommonSettings,
-        service: str,
-        stop: StopSignal,
-        ioloop: IOLoop,
+        publisher: Publisher,
         *,
-        ledger: ConfirmLedger[OutboundMessage],
-        feed: MessageFeed,
-        health: HealthBeacon,
+        connect: Connect,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(settings, service, stop, ioloop)
-        self.ledger = ledger
-        self.feed = feed
-        self.health = health
+        super().__init__(publisher, connect=connect)
+        self.ledger = publisher.ledger
+        self.feed = publisher.feed
+        self.health = publisher.health
+        self._clock = clock
         self._drain_deadline: float | None = None
 
     def on_exchange_ready(self) -> None:
@@ -143,6 +123,7 @@ class PublisherSession(AmqpSession):
         self.pump()
 
     def pump(self) -> None:
+        """Publish everything queued that the window allows, at once: nothing waits for a batch."""
         if not self.ready or self._closing or self.channel is None or not self.channel.is_open:
             return
         if self.ledger.pending < self.ledger.window:
@@ -173,59 +154,90 @@ class PublisherSession(AmqpSession):
         self.ledger.counts.unroutable += 1
 
     def on_stop_requested(self) -> None:
-        self._drain_deadline = time.monotonic() + _DRAIN_SECONDS
+        self._drain_deadline = self._clock() + DRAIN_SECONDS
         self.pump()
 
     def on_tick(self) -> None:
         if self.ready:
             self.health.beat()
-        if self._drain_deadline is not None and time.monotonic() > self._drain_deadline:
+        if self._drain_deadline is not None and self._clock() > self._drain_deadline:
             self.close()
 
     def on_disconnected(self) -> None:
         self.health.down()
+        if self.ended_on_purpose:
+            return  # what is still in flight stays counted as unconfirmed
         resend = self.ledger.requeue_unconfirmed()
-        if resend and not self._closing:
+        if resend:
             self.log.warning("emitter.republishing", count=resend)
 
 
-def publish_all(
-    settings: CommonSettings,
-    service: str,
-    batches: Iterable[list[OutboundMessage]],
-    stop: StopSignal,
-    *,
-    window: int,
-    health: HealthBeacon,
-) -> PublishReport:
-    """Publish every message from ``batches``; report counts even when the broker was lost."""
-    ioloop = IOLoop()
-    feed = MessageFeed(stop)
-    ledger: ConfirmLedger[OutboundMessage] = ConfirmLedger(window)
-    current: list[PublisherSession] = []  # the live session, for wake-ups from the producer
+class Publisher:
+    """Publishes every line from a source, across reconnects; the reader thread wakes it."""
 
-    def pump_current() -> None:
-        if current:
-            current[0].pump()
-
-    feed.set_waker(lambda: ioloop.add_callback_threadsafe(pump_current))
-    producer = threading.Thread(target=feed.produce, args=(batches,), name="feed", daemon=True)
-    producer.start()
-
-    def make_session() -> PublisherSession:
-        session = PublisherSession(
-            settings, service, stop, ioloop, ledger=ledger, feed=feed, health=health
+    def __init__(
+        self,
+        settings: PublisherSettings,
+        context: ServiceContext,
+        *,
+        app_id: str,
+        host: str | None = None,
+        connect: Connect = pika.SelectConnection,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        # Built first, so that an app id or host that cannot fit fails before any connection.
+        self.encoder = MessageEncoder(
+            host or socket.gethostname(), app_id, preencoded=pika_internals.enabled()
         )
-        current[:] = [session]
-        return session
+        self.ledger: ConfirmLedger[OutboundMessage] = ConfirmLedger(settings.confirm_window)
+        self.feed = MessageFeed(context.stop, self.wake)
+        self.health = HealthBeacon(settings.health_file)
+        self.ioloop = IOLoop()
+        self._connect = connect
+        self._session: PublisherSession | None = None
+        self._wake_pending = False
 
-    error: LogcastError | None = None
-    try:
-        run_with_reconnect(make_session, settings, stop)
-    except LogcastError as exc:
-        error = exc
-    finally:
-        stop.request()  # releases a producer blocked on a full feed
-        ioloop.close()
-    unsent = ledger.never_sent + len(feed.drain(2**31))
-    return PublishReport(ledger.counts, ledger.sent_unconfirmed, unsent, error or feed.error)
+    def wake(self) -> None:
+        """From the reader thread: new lines are queued. At most one wake-up is in flight."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.ioloop.add_callback_threadsafe(self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._wake_pending = False  # cleared before draining, so a later put wakes us again
+        if self._session is not None:
+            self._session.pump()
+
+    def _new_session(self) -> PublisherSession:
+        self._session = PublisherSession(self, connect=self._connect)
+        return self._session
+
+    def _encoded(self, batches: LineBatches) -> Iterable[list[OutboundMessage]]:
+        encode = self.encoder.encode
+        for batch in batches:
+            yield [encode(text, level) for text, level in batch]
+
+    def run(self, batches: LineBatches) -> PublishReport:
+        """Publish every line of ``batches``; report counts even when the broker was lost."""
+        stop = self.context.stop
+        reader = threading.Thread(
+            target=self.feed.produce, args=(self._encoded(batches),), name="feed", daemon=True
+        )
+        reader.start()
+        error: LogcastError | None = None
+        try:
+            run_with_reconnect(self._new_session, self.settings, stop)
+        except LogcastError as exc:
+            error = exc
+        finally:
+            stop.request()  # releases a reader blocked on a full feed
+            self.health.down()
+            self.ioloop.close()
+        reader.join(
+            timeout=0.5
+        )  # it leaves a blocked put within 0.1 s; a blocked read holds nothing
+        unsent = self.ledger.never_sent + len(self.feed.drain(2**31)) + self.feed.dropped
+        return PublishReport(
+            self.ledger.counts, self.ledger.sent_unconfirmed, unsent, error or self.feed.error
+        )

@@ -116,6 +116,14 @@ class ReceiverSettings(CommonSettings):
     )
 
 
+class PublisherSettings(CommonSettings):
+    """Settings every publisher takes (the emitter; later any other producer of lines)."""
+
+    confirm_window: int = Field(
+        1000, ge=1, le=65535, description="Published messages awaiting a broker confirm, at most"
+    )
+
+
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from logcast.consuming import run_consumer
-from logcast.message import ReceivedLog, encode_record
-from logcast.service_main import run_service
+from logcast.consuming import Consumer
+from logcast.log_record import encode_record
+from logcast.service_main import ServiceContext, run_service
 from logcast.settings import ReceiverSettings
-from logcast.shutdown import StopSignal
+from logcast.wire_format import ReceivedLog
 from logcast_disk_receiver.jsonl_file import FsyncPolicy, RotatingJsonlFile
 
 SERVICE = "disk-receiver"
@@ -61,7 +61,7 @@ def instance_name(settings: DiskSettings) -> str:
     return settings.instance or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def receive(settings: DiskSettings, stop: StopSignal) -> None:
+def receive(settings: DiskSettings, context: ServiceContext) -> None:
     file = RotatingJsonlFile(
         settings.log_dir / f"{instance_name(settings)}.jsonl",
         max_bytes=settings.max_bytes,
@@ -70,7 +70,7 @@ def receive(settings: DiskSettings, stop: StopSignal) -> None:
         fsync_interval=settings.fsync_interval,
     )
     try:
-        run_consumer(settings, SERVICE, DiskSink(file), stop)
+        Consumer(settings, context, DiskSink(file)).run()
     finally:
         file.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Self
@@ -13,13 +12,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from logcast.errors import UndeliveredError
-from logcast.health import HealthBeacon
 from logcast.levels import Level, level_from_text
-from logcast.publishing import MessageIds, OutboundMessage, make_message, publish_all
-from logcast.service_main import run_service
-from logcast.settings import CommonSettings, LevelSetting
-from logcast.shutdown import StopSignal
-from logcast.wire_properties import PropertiesEncoder
+from logcast.publishing import LineBatches, Publisher, PublishReport
+from logcast.service_main import ServiceContext, run_service
+from logcast.settings import LevelSetting, PublisherSettings
 from logcast_emitter.demo_lines import paced_demo
 from logcast_emitter.line_reader import InputStats, read_lines
 
@@ -28,7 +24,7 @@ DEFAULT_MESSAGE = "info: Hello World!"
 _READ_BYTES = 64 * 1024
 
 
-class EmitterSettings(CommonSettings):
+class EmitterSettings(PublisherSettings):
     """Publish log lines: the words given, every line of stdin, or a demo stream."""
 
     model_config = SettingsConfigDict(cli_prog_name=SERVICE)
@@ -46,9 +42,6 @@ class EmitterSettings(CommonSettings):
         ge=64,
         le=64 * 1024 * 1024,
         description="Longer stdin lines are cut here and marked '[logcast: truncated N bytes]'",
-    )
-    confirm_window: int = Field(
-        1000, ge=1, le=65535, description="Published messages awaiting a broker confirm, at most"
     )
     message: CliPositionalArg[list[str]] = Field(
         default_factory=list, description=f"Words of one message (default: '{DEFAULT_MESSAGE}')"
@@ -68,38 +61,37 @@ def stdin_chunks() -> Iterator[bytes]:
 
 
 def text_batches(
-    settings: EmitterSettings, stop: StopSignal, stats: InputStats
+    settings: EmitterSettings, context: ServiceContext, stats: InputStats
 ) -> Iterable[list[str]]:
     if settings.stdin:
         return read_lines(stdin_chunks(), settings.max_message_bytes, stats)
     if settings.demo:
+        stop = context.stop
         return paced_demo(settings.rate, settings.count, stop.sleep, lambda: stop.requested)
     return [[" ".join(settings.message) or DEFAULT_MESSAGE]]
 
 
-def to_messages(
-    batches: Iterable[list[str]], default_level: Level, encoder: PropertiesEncoder
-) -> Iterator[list[OutboundMessage]]:
-    ids = MessageIds()
+def with_levels(batches: Iterable[list[str]], default: Level) -> LineBatches:
+    """Each line's level: its own ``LEVEL:`` prefix, else the default."""
     for batch in batches:
-        yield [
-            make_message(text, level_from_text(text) or default_level, ids.next(), encoder)
-            for text in batch
-        ]
+        yield [(text, level_from_text(text) or default) for text in batch]
 
 
-def emit(settings: EmitterSettings, stop: StopSignal) -> None:
+def emit(settings: EmitterSettings, context: ServiceContext) -> None:
     stats = InputStats()
-    encoder = PropertiesEncoder(socket.gethostname(), settings.app_id)  # fails fast, here
-    batches = to_messages(text_batches(settings, stop, stats), settings.level, encoder)
-    report = publish_all(
-        settings,
-        SERVICE,
-        batches,
-        stop,
-        window=settings.confirm_window,
-        health=HealthBeacon(settings.health_file),
-    )
+    publisher = Publisher(settings, context, app_id=settings.app_id)
+    report = publisher.run(with_levels(text_batches(settings, context, stats), settings.level))
+    log_summary(report, stats)
+    if report.error is not None:
+        raise report.error
+    if report.unconfirmed:
+        raise UndeliveredError(f"{report.unconfirmed} messages were not confirmed by the broker")
+    # Generated demo lines left over at a stop are not anybody's data; input lines are.
+    if report.unsent and not settings.demo:
+        raise UndeliveredError(f"{report.unsent} input lines were read but never published")
+
+
+def log_summary(report: PublishReport, stats: InputStats) -> None:
     counts = report.counts
     structlog.get_logger().info(
         "emitter.done",
@@ -113,13 +105,6 @@ def emit(settings: EmitterSettings, stop: StopSignal) -> None:
         truncated=stats.truncated,
         invalid_utf8=stats.invalid_utf8,
     )
-    if report.error is not None:
-        raise report.error
-    if report.unconfirmed:
-        raise UndeliveredError(f"{report.unconfirmed} messages were not confirmed by the broker")
-    # Generated demo lines left over at a stop are not anybody's data; input lines are.
-    if report.unsent and not settings.demo:
-        raise UndeliveredError(f"{report.unsent} input lines were read but never published")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ from enum import StrEnum
 
 from logcast.escaping import escape_text
 from logcast.levels import Level
-from logcast.message import ReceivedLog, encode_record, iso_ms
+from logcast.log_record import encode_record, iso_ms
+from logcast.wire_format import ReceivedLog
 
 
 class OutputFormat(StrEnum):

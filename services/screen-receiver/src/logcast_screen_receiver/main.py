@@ -9,13 +9,12 @@ from typing import BinaryIO
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from logcast.consuming import run_consumer
+from logcast.consuming import Consumer
 from logcast.errors import StorageError
 from logcast.levels import Level
-from logcast.message import ReceivedLog
-from logcast.service_main import run_service
+from logcast.service_main import ServiceContext, run_service
 from logcast.settings import LevelSetting, ReceiverSettings
-from logcast.shutdown import StopSignal
+from logcast.wire_format import ReceivedLog
 from logcast_screen_receiver.line_format import (
     ColorMode,
     OutputFormat,
@@ -74,11 +73,11 @@ class ScreenSink:
         """Nothing waits on a timer: every batch is flushed before it is acked."""
 
 
-def receive(settings: ScreenSettings, stop: StopSignal) -> None:
+def receive(settings: ScreenSettings, context: ServiceContext) -> None:
     out = sys.stdout.buffer
     color = use_color(settings.color, out.isatty(), os.environ.get("NO_COLOR"))
     sink = ScreenSink(out, settings.format, color, settings.min_level)
-    run_consumer(settings, SERVICE, sink, stop)
+    Consumer(settings, context, sink).run()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,8 @@
-"""Settings precedence and error lines, URL handling, healthcheck freshness, demo pacing."""
+"""Settings: precedence, one-line errors naming flag and variable, secrets from files."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,9 @@ from pydantic import SecretStr
 
 from logcast.amqp_session import effective_url, redact_url
 from logcast.errors import UsageError
-from logcast.health import HealthBeacon, is_healthy
 from logcast.levels import Level
 from logcast.settings import CommonSettings, load_settings
 from logcast_disk_receiver.main import DiskSettings
-from logcast_emitter.demo_lines import paced_demo
 from logcast_emitter.main import EmitterSettings
 
 
@@ -54,21 +51,3 @@ def test_password_comes_from_secret_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.amqp_password == SecretStr("s3cr3t/pw")
     assert effective_url(settings) == "amqp://svc:s3cr3t%2Fpw@broker:5672/%2F"
     assert redact_url(effective_url(settings)) == "amqp://svc:***@broker:5672/%2F"
-
-
-def test_health_file_freshness(tmp_path: Path) -> None:
-    path = tmp_path / "health"
-    beacon = HealthBeacon(path)
-    assert not is_healthy(path, 10)
-    beacon.up("amq.gen-x")
-    assert is_healthy(path, 10)
-    assert not is_healthy(path, 10, now=time.time() + 11)
-    beacon.down()
-    assert not is_healthy(path, 10)
-
-
-def test_demo_sends_exactly_count_lines_with_mixed_levels() -> None:
-    batches = list(paced_demo(10_000, 500, lambda _s: None, lambda: False))
-    lines = [line for batch in batches for line in batch]
-    assert len(lines) == 500
-    assert {line.split(":")[0] for line in lines} >= {"debug", "info", "warning", "error"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pika
 
-from logcast.message import original_body
+from logcast.log_record import original_body
 from tests.integration.broker import Broker
 from tests.integration.helpers import disk_records
 from tests.services import ServiceProcess, wait_for

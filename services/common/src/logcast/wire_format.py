@@ -1,0 +1,226 @@
+"""The wire format, in one place: what a message carries, how we encode it, how any is decoded.
+
+The body is the log line's UTF-8 text, unchanged, so the tutorial's programs interoperate. The
+metadata travels in AMQP properties (content_type, delivery_mode, message_id, timestamp, app_id)
+and in the headers named below. Adding a header is a change here only: ``_headers`` (pika's
+encoder) and ``_header_table`` (ours) must agree, which a unit test checks byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pika
+from pika import spec
+
+from logcast.errors import UsageError
+from logcast.levels import Level, level_from_text, parse_level_name
+from logcast.pika_internals.encoded_properties import EncodedProperties
+
+CONTENT_TYPE = "text/plain; charset=utf-8"
+LEVEL_HEADER = "level"
+HOST_HEADER = "host"
+# AMQP timestamps are whole seconds; this header carries milliseconds for ordering by eye.
+TIME_MS_HEADER = "time_ms"
+UNKNOWN = "-"
+TRANSIENT = 1  # delivery_mode: log lines are not persisted by the broker
+_MIN_MS = -62135596800000  # 0001-01-01
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999
+
+
+# ---- outbound ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    body: bytes
+    properties: pika.BasicProperties
+
+
+class MessageIds:
+    """Unique ids without a urandom call per message: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+_FLAGS = (
+    spec.BasicProperties.FLAG_CONTENT_TYPE
+    | spec.BasicProperties.FLAG_HEADERS
+    | spec.BasicProperties.FLAG_DELIVERY_MODE
+    | spec.BasicProperties.FLAG_MESSAGE_ID
+    | spec.BasicProperties.FLAG_TIMESTAMP
+    | spec.BasicProperties.FLAG_APP_ID
+)
+_INT32 = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+_UINT32 = struct.Struct(">I")
+_UINT64 = struct.Struct(">Q")
+
+
+def _short_string(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > 255:
+        raise UsageError(f"{what} is longer than 255 bytes in UTF-8")
+    return bytes([len(raw)]) + raw
+
+
+def _long_string(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return b"S" + _UINT32.pack(len(raw)) + raw
+
+
+def _integer(value: int) -> bytes:
+    """As pika: a 32-bit 'I' when it fits, else a 64-bit 'l'."""
+    if -(2**31) <= value < 2**31:
+        return b"I" + _INT32.pack(value)
+    return b"l" + _INT64.pack(value)
+
+
+class MessageEncoder:
+    """Turns a line of text and its level into an OutboundMessage of our wire format.
+
+    With ``preencoded`` (the default, used when the pika internals check passed) the properties
+    are encoded once here, from pieces prepared per process, instead of by pika on every publish.
+    Raises UsageError at once for a host or app id that cannot fit.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        app_id: str,
+        *,
+        preencoded: bool = True,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        ids: Callable[[], str] | None = None,
+    ) -> None:
+        self.host = host
+        self.app_id = app_id
+        self.preencoded = preencoded
+        self._clock_ms = clock_ms
+        self._next_id = ids or MessageIds().next
+        self._prefix = _UINT32.pack(_FLAGS)[2:] + _short_string(CONTENT_TYPE, "content type")
+        self._levels = {
+            level: _short_string(LEVEL_HEADER, "key") + _long_string(level.value) for level in Level
+        }
+        self._host = _short_string(HOST_HEADER, "key") + _long_string(host)
+        self._time_key = _short_string(TIME_MS_HEADER, "key")
+        self._app = _short_string(app_id, "--app-id")
+
+    def _headers(self, level: Level, time_ms: int) -> dict[str, Any]:
+        return {LEVEL_HEADER: level.value, HOST_HEADER: self.host, TIME_MS_HEADER: time_ms}
+
+    def _header_table(self, level: Level, time_ms: int) -> bytes:
+        """``_headers`` as pika encodes a field table, keys in the same order."""
+        return self._levels[level] + self._host + self._time_key + _integer(time_ms)
+
+    def encode(self, text: str, level: Level) -> OutboundMessage:
+        time_ms = self._clock_ms()
+        message_id = self._next_id()
+        body = text.encode("utf-8")
+        if not self.preencoded:
+            properties = pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                headers=self._headers(level, time_ms),
+                delivery_mode=TRANSIENT,
+                message_id=message_id,
+                timestamp=time_ms // 1000,
+                app_id=self.app_id,
+            )
+            return OutboundMessage(body, properties)
+        table = self._header_table(level, time_ms)
+        wire = b"".join(
+            (
+                self._prefix,
+                _UINT32.pack(len(table)),
+                table,
+                bytes((TRANSIENT,)),
+                _short_string(message_id, "message id"),
+                _UINT64.pack(time_ms // 1000),
+                self._app,
+            )
+        )
+        return OutboundMessage(body, EncodedProperties(wire))
+
+
+# ---- inbound -------------------------------------------------------------------------------------
+class DeliveryProperties(Protocol):
+    """The subset of pika.BasicProperties a receiver reads."""
+
+    headers: dict[str, Any] | None
+    app_id: str | None
+    message_id: str | None
+    timestamp: int | None
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedLog:
+    """One delivery as a receiver understands it, whatever the publisher sent."""
+
+    body: bytes
+    text: str
+    body_is_utf8: bool
+    level: Level
+    host: str
+    app: str
+    message_id: str
+    sent_ms: int | None  # milliseconds since the epoch
+    received_ms: int
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _epoch_ms(seconds: object) -> int | None:
+    """Milliseconds for a timestamp datetime can show (years 1..9999), else None."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    try:
+        ms = int(seconds * 1000)
+    except (ValueError, OverflowError):  # nan, inf
+        return None
+    return ms if _MIN_MS <= ms <= _MAX_MS else None
+
+
+def _sent_ms(headers: dict[str, Any], timestamp: object) -> int | None:
+    time_ms = headers.get(TIME_MS_HEADER)
+    if isinstance(time_ms, int) and not isinstance(time_ms, bool):
+        return _epoch_ms(time_ms / 1000) or _epoch_ms(timestamp)
+    return _epoch_ms(timestamp)
+
+
+def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: int) -> ReceivedLog:
+    """Never raises on foreign or hostile input: missing or odd fields fall back to defaults."""
+    try:
+        text = body.decode("utf-8")
+        body_is_utf8 = True
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", "replace")
+        body_is_utf8 = False
+    headers = properties.headers if isinstance(properties.headers, dict) else {}
+    level = parse_level_name(headers.get(LEVEL_HEADER)) or level_from_text(text) or Level.INFO
+    return ReceivedLog(
+        body=body,
+        text=text,
+        body_is_utf8=body_is_utf8,
+        level=level,
+        host=_as_text(headers.get(HOST_HEADER)) or UNKNOWN,
+        app=_as_text(properties.app_id) or UNKNOWN,
+        message_id=_as_text(properties.message_id) or UNKNOWN,
+        sent_ms=_sent_ms(headers, properties.timestamp),
+        received_ms=received_ms,
+    )

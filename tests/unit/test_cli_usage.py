@@ -1,0 +1,94 @@
+"""The services' command lines without a broker: bad settings, --help, unreachable broker, no log dir.
+
+These run the real console scripts as processes; none of them needs a broker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from logcast.settings import CommonSettings
+from logcast_disk_receiver.main import DiskSettings
+from logcast_emitter.main import EmitterSettings
+from logcast_screen_receiver.main import ScreenSettings
+from tests.services import assert_one_line, run_service
+
+
+@pytest.mark.parametrize(
+    ("service", "args", "env", "names"),
+    [
+        ("emitter", ["--amqp-url", "http://nope"], {}, ["--amqp-url", "LOGCAST_AMQP_URL"]),
+        ("emitter", ["--level", "loud"], {}, ["--level", "loud"]),
+        ("emitter", ["--stdin", "--demo"], {}, ["not more than one"]),
+        ("emitter", ["--rate", "-1", "--demo"], {}, ["--rate"]),
+        ("emitter", ["--bogus-flag"], {}, ["--bogus-flag"]),
+        ("screen-receiver", [], {"LOGCAST_MIN_LEVEL": "chatty"}, ["LOGCAST_MIN_LEVEL", "chatty"]),
+        ("screen-receiver", ["--color", "sometimes"], {}, ["--color"]),
+        ("screen-receiver", ["--format", "xml"], {}, ["--format"]),
+        ("disk-receiver", ["--max-bytes", "-5"], {}, ["--max-bytes", "LOGCAST_MAX_BYTES"]),
+        ("disk-receiver", [], {"LOGCAST_FSYNC": "sometimes"}, ["LOGCAST_FSYNC"]),
+        ("disk-receiver", ["--backup-count", "0"], {}, ["--backup-count"]),
+        ("disk-receiver", ["--exchange", "bad name!"], {}, ["--exchange"]),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(
+    service: str, args: list[str], env: dict[str, str], names: list[str]
+) -> None:
+    done = run_service(service, args, env, timeout=20)
+    assert done.returncode == 2
+    assert_one_line(done.stderr, f"{service}: error: invalid", *names)
+
+
+def test_password_in_a_bad_url_is_not_echoed() -> None:
+    done = run_service("emitter", [], {"LOGCAST_AMQP_URL": "amqp://user:s3cret@:bad:port/"})
+    assert done.returncode == 2
+    assert b"s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"),
+    [
+        ("emitter", EmitterSettings),
+        ("screen-receiver", ScreenSettings),
+        ("disk-receiver", DiskSettings),
+    ],
+)
+def test_help_documents_every_setting_with_its_variable(
+    service: str, settings: type[CommonSettings]
+) -> None:
+    done = run_service(service, ["--help"], {})
+    assert done.returncode == 0
+    text = " ".join(done.stdout.decode().split())
+    fields = [name for name in settings.model_fields if name != "message"]
+    assert len(fields) >= 9
+    for name in fields:
+        assert f"--{name.replace('_', '-')} " in text
+        assert f"[env: LOGCAST_{name.upper()}]" in text
+
+
+def test_unreachable_broker_exits_3_after_the_retry_timeout() -> None:
+    done = run_service(
+        "screen-receiver",
+        [],
+        {
+            "LOGCAST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+            "LOGCAST_RETRY_TIMEOUT": "1.5",
+        },
+        timeout=30,
+    )
+    assert done.returncode == 3
+    assert_one_line(done.stderr, "unreachable for 1.5s")
+    assert any(
+        json.loads(line)["event"] == "amqp.retrying"
+        for line in done.stderr.decode().splitlines()
+        if line.startswith("{")
+    )
+
+
+def test_missing_log_dir_exits_5(tmp_path: Path) -> None:
+    done = run_service("disk-receiver", ["--log-dir", str(tmp_path / "missing")], {})
+    assert done.returncode == 5
+    assert_one_line(done.stderr, "does not exist")

@@ -1,0 +1,79 @@
+"""The fenced pika internals: their shape is as tested, they install whole or not at all."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from io import StringIO
+
+import pika.data
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pika.adapters.utils import io_services_utils
+
+from logcast import pika_internals
+from logcast.logging_setup import configure_logging
+from logcast.pika_internals import coalesced_writes, shape_check
+from logcast.pika_internals.coalesced_writes import coalesce
+from logcast.pika_internals.tolerant_headers import tolerant_decode_value
+
+
+def test_pika_internals_have_the_tested_shape() -> None:
+    """Fails when a pika upgrade moves or reshapes anything the fast paths rely on."""
+    assert shape_check.missing_internals() == []
+
+
+@pytest.fixture
+def fresh_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """install() as in a new process; whatever it patches is put back afterwards."""
+    monkeypatch.setattr(pika_internals, "_state", {})
+    monkeypatch.setattr(pika.data, "decode_value", pika.data.decode_value)
+    base = io_services_utils._AsyncTransportBase
+    monkeypatch.setattr(base, "_produce", base._produce)
+
+
+@pytest.mark.usefixtures("fresh_install")
+def test_install_patches_both_transports_once() -> None:
+    assert pika_internals.install() is True
+    assert pika_internals.install() is True
+    assert pika.data.decode_value is tolerant_decode_value
+    for transport in ("_AsyncPlaintextTransport", "_AsyncSSLTransport"):
+        cls = getattr(io_services_utils, transport)
+        # TLS has its own _produce, which sends through the base one via super().
+        produce = io_services_utils._AsyncTransportBase._produce
+        assert produce is coalesced_writes._coalescing_produce, transport
+        assert issubclass(cls, io_services_utils._AsyncTransportBase)
+
+
+@pytest.mark.usefixtures("fresh_install")
+def test_a_changed_internal_means_one_warning_and_no_patch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(io_services_utils._AsyncTransportBase, "_MAX_RECV_BYTES")
+    original = pika.data.decode_value
+    stream = StringIO()
+    configure_logging("INFO", service="test", stream=stream)
+    assert pika_internals.install() is False
+    assert pika_internals.enabled() is False
+    assert pika.data.decode_value is original  # nothing half-patched
+    warnings = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(warnings) == 1
+    assert warnings[0]["event"] == "pika.internals_changed"
+    assert warnings[0]["missing"] == ["_AsyncTransportBase._MAX_RECV_BYTES"]
+
+
+@pytest.mark.parametrize("seconds", [0, 1_764_201_600, 2**40, 2**64 - 1])
+def test_header_timestamps_of_any_size_decode(seconds: int) -> None:
+    encoded = b"T" + seconds.to_bytes(8, "big")
+    value, offset = tolerant_decode_value(encoded, 0)
+    assert offset == 9
+    assert value == seconds if seconds > 2**38 else value.timestamp() == seconds
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), max_size=30), st.integers(1, 200))
+def test_coalescing_keeps_bytes_and_order(chunks: list[bytes], limit: int) -> None:
+    buffers = deque(chunks)
+    coalesce(buffers, limit)
+    assert b"".join(buffers) == b"".join(chunks)
+    assert len(buffers) <= max(len(chunks), 1)
