@@ -10,13 +10,17 @@ import pika.data
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pika import frame, spec
 from pika.adapters.utils import io_services_utils
 
 from logcast import pika_internals
+from logcast.levels import Level
 from logcast.logging_setup import configure_logging
 from logcast.pika_internals import coalesced_writes, shape_check
 from logcast.pika_internals.coalesced_writes import coalesce
+from logcast.pika_internals.fast_publish import FramePublisher
 from logcast.pika_internals.tolerant_headers import tolerant_decode_value
+from logcast.wire_format import MessageEncoder
 
 
 def test_pika_internals_have_the_tested_shape() -> None:
@@ -77,3 +81,53 @@ def test_coalescing_keeps_bytes_and_order(chunks: list[bytes], limit: int) -> No
     coalesce(buffers, limit)
     assert b"".join(buffers) == b"".join(chunks)
     assert len(buffers) <= max(len(chunks), 1)
+
+
+class EmittingConnection:
+    """The attributes of pika's connection that FramePublisher uses."""
+
+    def __init__(self, max_body: int) -> None:
+        self._body_max_length = max_body
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self.written: list[bytes] = []
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class PublishingChannel:
+    def __init__(self, connection: EmittingConnection, number: int) -> None:
+        self.connection = connection
+        self.channel_number = number
+
+
+@given(
+    st.binary(max_size=3000),
+    st.integers(1, 700),
+    st.integers(1, 65535),
+    st.text(max_size=40),
+    st.booleans(),
+)
+def test_frame_publisher_writes_pikas_frames(
+    body: bytes, max_body: int, number: int, exchange: str, mandatory: bool
+) -> None:
+    connection = EmittingConnection(max_body)
+    encoder = MessageEncoder("web-1", "api")
+    message = encoder.encode("x", Level.INFO)
+    FramePublisher(PublishingChannel(connection, number), exchange, mandatory=mandatory).publish(
+        body, message.properties
+    )
+    # What pika's Connection._send_message marshals for the same publish.
+    method = spec.Basic.Publish(exchange=exchange, routing_key="", mandatory=mandatory)
+    expected = [
+        frame.Method(number, method).marshal(),
+        frame.Header(number, len(body), message.properties).marshal(),
+        *(
+            frame.Body(number, body[i : i + max_body]).marshal()
+            for i in range(0, len(body), max_body)
+        ),
+    ]
+    assert connection.written == [b"".join(expected)]
+    assert connection.bytes_sent == len(b"".join(expected))
+    assert connection.frames_sent == len(expected)

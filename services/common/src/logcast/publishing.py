@@ -24,6 +24,7 @@ from logcast.confirm_ledger import ConfirmLedger, PublishCounts
 from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
 from logcast.levels import Level
+from logcast.pika_internals.fast_publish import FramePublisher
 from logcast.service_main import ServiceContext
 from logcast.settings import PublisherSettings
 from logcast.shutdown import StopSignal
@@ -111,8 +112,17 @@ class PublisherSession(AmqpSession):
         self.health = publisher.health
         self._clock = clock
         self._drain_deadline: float | None = None
+        self._publish: Callable[[bytes, Any], None] = lambda _body, _properties: None
 
     def on_exchange_ready(self) -> None:
+        channel = self.channel
+        exchange = self.settings.exchange
+        if pika_internals.enabled():
+            self._publish = FramePublisher(channel, exchange, mandatory=True).publish
+        else:
+            self._publish = lambda body, properties: channel.basic_publish(
+                exchange, "", body, properties, mandatory=True
+            )
         self.channel.add_on_return_callback(self._on_return)
         self.channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
 
@@ -128,11 +138,10 @@ class PublisherSession(AmqpSession):
             return
         if self.ledger.pending < self.ledger.window:
             self.ledger.add(self.feed.drain(self.ledger.window))
-        publish = self.channel.basic_publish
-        exchange = self.settings.exchange
+        publish = self._publish
         while self.ledger.can_send():
             message = self.ledger.take()
-            publish(exchange, "", message.body, message.properties, mandatory=True)
+            publish(message.body, message.properties)
         if self.ledger.settled and (self.feed.exhausted or self.stop.requested):
             self.close()
 

@@ -12,13 +12,17 @@ Tested against the pika series pinned in pyproject (``pika~=1.4.4``). What each 
   ``_frame_buffer``, calls ``_process_frame``, counts ``bytes_received``/``frames_received``, and
   raises the transport's ``_MAX_RECV_BYTES``. Uses ``pika.frame.decode_frame`` and the spec
   classes' ``decode``.
+- ``fast_publish``: writes a message's frames through the connection's ``_adapter_emit_data``
+  (the transport's ``write``), keeping its ``bytes_sent``/``frames_sent`` counters, and reads
+  ``_body_max_length`` (frame_max less the frame overhead, set at connection tune).
 - ``encoded_properties``: a ``BasicProperties`` whose ``encode()`` returns bytes made in advance;
   relies on ``pika.frame.Header.marshal`` calling ``properties.encode()`` and prepending to the
   list it gets back.
 
 ``install()`` checks every one of these first (``shape_check``). If any is missing or has another
 shape, it logs one warning naming it and installs nothing: the services then run on plain pika
-(slower, same behaviour). It never half-patches.
+(slower, same behaviour): pika's own decoding, ``basic_publish`` and property encoding. It never
+half-patches.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pika.connection
 import pika.data
 from pika import frame, spec
+from pika.adapters import base_connection
 from pika.adapters.utils import io_services_utils
 
 
@@ -68,6 +69,16 @@ def _checks() -> dict[str, Callable[[], bool]]:
         ),
         "Connection.bytes_received/frames_received": lambda: _assigns(
             connection, "_init_connection_state", "bytes_received", "frames_received"
+        ),
+        "Connection._body_max_length": lambda: _assigns(
+            connection, "_on_connection_tune", "_body_max_length"
+        ),
+        "Connection.bytes_sent/frames_sent": lambda: (
+            _assigns(connection, "_init_connection_state", "bytes_sent", "frames_sent")
+            and _assigns(connection, "_output_marshaled_frames", "bytes_sent", "frames_sent")
+        ),
+        "BaseConnection._adapter_emit_data(self, data)": lambda: _params(
+            base_connection.BaseConnection._adapter_emit_data, "self", "data"
         ),
         "pika.frame.decode_frame(data_in)": lambda: _params(frame.decode_frame, "data_in"),
         "pika.frame.Header.marshal calls properties.encode()": lambda: _assigns(
