@@ -312,6 +312,8 @@ class FakeChannel:
         self.state = "opening"
         self.close_callbacks: list[Callback] = []
         self.return_callbacks: list[Callback] = []
+        self.cancel_callbacks: list[Callback] = []
+        self.queue_arguments: dict[str, Any] | None = None
         self.replies: dict[str, Callback] = {}  # method awaiting its -ok -> the caller's callback
         self.consumers: dict[str, Callback] = {}
         self._consumer_tags = itertools.count(1)
@@ -348,6 +350,13 @@ class FakeChannel:
     # ---- what pika offers --------------------------------------------------------------------
     def add_on_close_callback(self, callback: Callback) -> None:
         self.close_callbacks.append(callback)
+
+    def add_on_cancel_callback(self, callback: Callback) -> None:
+        self.cancel_callbacks.append(callback)
+
+    @property
+    def consumer_tags(self) -> list[str]:
+        return list(self.consumers)
 
     def add_on_return_callback(self, callback: Callback) -> None:
         self.events.append(("add_on_return_callback",))
@@ -387,6 +396,7 @@ class FakeChannel:
         arguments: dict[str, Any] | None = None,
         callback: Callback | None = None,
     ) -> None:
+        self.queue_arguments = arguments
         self._call("queue_declare", queue, exclusive, callback=callback)
 
     def queue_bind(
@@ -442,6 +452,14 @@ class FakeChannel:
             self._unconfirmed[tag] = body
 
     # ---- what the broker (the test) does -----------------------------------------------------
+    def cancel_by_broker(self, consumer_tag: str) -> None:
+        """basic.cancel from the broker (the queue was deleted): pika drops the consumer and
+        calls the cancel callbacks."""
+        self.events.append(("broker_cancel", consumer_tag))
+        del self.consumers[consumer_tag]
+        for callback in list(self.cancel_callbacks):
+            callback(frame.Method(self.channel_number, spec.Basic.Cancel(consumer_tag)))
+
     def open(self) -> None:
         assert self.state == "opening"
         self.state = "open"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -43,6 +44,20 @@ def test_fields_in_order() -> None:
         "message_id": "abc",
         "text": "boom",
     }
+
+
+def test_a_binary_body_is_stored_once_as_base64() -> None:
+    record = json.loads(encode_record(received(b"bad \xff byte")))
+    assert list(record)[-2:] == ["text", "body_base64"]
+    assert record["text"] is None
+    assert original_body(record) == b"bad \xff byte"
+
+
+def test_a_large_binary_body_costs_at_most_one_and_a_half_times_its_size() -> None:
+    body = random.Random(4).randbytes(4 * 1024 * 1024)
+    line = encode_record(received(body))
+    assert len(line) < 1.5 * len(body)
+    assert original_body(json.loads(line)) == body
 
 
 def test_iso_ms_covers_the_years_datetime_can_show() -> None:

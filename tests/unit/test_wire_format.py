@@ -43,11 +43,11 @@ class Props:
     content_type: str | None = None
 
 
-def encoders(host: str, app_id: str, time_ms: int, message_id: str) -> list[MessageEncoder]:
+def encoders(host: str, app_id: str, time_ms: int, publisher: str) -> list[MessageEncoder]:
     """Our pre-encoding encoder and the same encoder building pika's own BasicProperties."""
     return [
         MessageEncoder(
-            host, app_id, preencoded=preencoded, clock_ms=lambda: time_ms, ids=lambda: message_id
+            host, app_id, preencoded=preencoded, clock_ms=lambda: time_ms, publisher_id=publisher
         )
         for preencoded in (True, False)
     ]
@@ -57,14 +57,14 @@ def encoders(host: str, app_id: str, time_ms: int, message_id: str) -> list[Mess
     st.sampled_from(list(Level)),
     names,
     names,
-    st.text(min_size=1, max_size=60),
+    st.text(min_size=1, max_size=20),
     st.one_of(st.integers(0, 2**31 - 1), st.integers(2**31, 2**62)),
 )
 def test_preencoded_properties_are_pikas_bytes(
-    level: Level, host: str, app_id: str, message_id: str, time_ms: int
+    level: Level, host: str, app_id: str, publisher: str, time_ms: int
 ) -> None:
     text = f"{level}: a line from {host}"
-    ours, reference = (e.encode(text, level) for e in encoders(host, app_id, time_ms, message_id))
+    ours, reference = (e.encode(text, level) for e in encoders(host, app_id, time_ms, publisher))
     assert ours.body == reference.body == text.encode()
     assert b"".join(ours.properties.encode()) == b"".join(reference.properties.encode())
     assert (
@@ -73,9 +73,15 @@ def test_preencoded_properties_are_pikas_bytes(
     )
     decoded = pika.BasicProperties()
     decoded.decode(b"".join(ours.properties.encode()))
-    assert decoded.headers == {"level": level.value, "host": host, "time_ms": time_ms}
+    assert decoded.headers == {
+        "level": level.value,
+        "host": host,
+        "time_ms": time_ms,
+        "publisher": publisher,
+        "seq": 0,
+    }
     assert (decoded.message_id, decoded.app_id, decoded.timestamp) == (
-        message_id,
+        f"{publisher}{0:012x}",
         app_id,
         time_ms // 1000,
     )
@@ -94,6 +100,26 @@ def test_encoded_messages_decode_to_what_was_sent() -> None:
         "api",
         1_764_201_600_123,
     )
+    assert (log.publisher, log.seq) == (encoder.publisher_id, 0)
+    second = encoder.encode("again", Level.INFO)
+    properties.decode(b"".join(second.properties.encode()))
+    assert decode_delivery(properties, second.body, NOW).seq == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"publisher": "p", "seq": -1},
+        {"publisher": "p", "seq": True},
+        {"publisher": "", "seq": 3},
+        {"publisher": 7, "seq": 3},
+        {"seq": 3},
+        {"publisher": "p", "seq": "3"},
+    ],
+)
+def test_foreign_or_odd_sequence_headers_are_not_tracked(headers: dict[str, Any]) -> None:
+    log = decode_delivery(Props(headers=headers), b"x", NOW)
+    assert (log.publisher, log.seq) == (None, None)
 
 
 def test_message_ids_are_unique() -> None:

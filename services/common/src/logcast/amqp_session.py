@@ -6,6 +6,7 @@ A session only records how it ended; ``run_with_reconnect`` decides whether to c
 from __future__ import annotations
 
 import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -32,6 +33,13 @@ _ACCESS_REFUSED = 403
 _NOT_ALLOWED = 530
 _PRECONDITION_FAILED = 406
 _HOUSEKEEPING_SECONDS = 0.1
+# A stop must end the process within 2 s whatever the session is doing: close the connection
+# after this long, and leave the loop if the close itself hangs (a dead broker).
+_STOP_CLOSE_SECONDS = 1.6
+_STOP_ABANDON_SECONDS = 1.9
+# A session that was ready for less than this did not prove the link healthy (a broker that
+# closes right after set-up): from the second such session in a row, reconnects back off.
+_STABLE_SECONDS = 5.0
 
 
 def redact_url(url: str) -> str:
@@ -51,6 +59,28 @@ def effective_url(settings: CommonSettings) -> str:
     netloc = f"{parts.username or ''}:{password}@{parts.hostname}"
     netloc += f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_connect_error(error: BaseException, url: str) -> str:
+    """One line for a failed connection attempt, naming the host and port (not pika's repr)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    where = f"{host}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+    inner: BaseException = error
+    attempts = getattr(error, "exceptions", None)
+    if attempts:
+        inner = attempts[-1]
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    if isinstance(inner, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if isinstance(inner, socket.gaierror):
+        return f"cannot resolve {host}"
+    if isinstance(inner, TimeoutError):
+        return f"timed out connecting to {where}"
+    if isinstance(inner, OSError) and inner.strerror:
+        return f"{where}: {inner.strerror}"
+    return f"{where}: {type(inner).__name__}" + (f": {inner}" if str(inner) else "")
 
 
 def connection_parameters(settings: CommonSettings, service: str) -> pika.URLParameters:
@@ -97,14 +127,23 @@ class AmqpSession(ABC):
         self.ioloop = owner.ioloop
         self._connect = connect
         self.log = structlog.get_logger()
-        self.ready = False
+        self._ready_at: float | None = None
         self.channel: Any = None
         self._connection: Any = None
         self._fatal: LogcastError | None = None
         self._lost: str | None = None
         self._closing = False
-        self._stop_seen = False
+        self._stop_seen_at: float | None = None
         self._timer: Any = None
+
+    @property
+    def ready(self) -> bool:
+        """Set up and doing its job (consuming, or publishing in confirm mode)."""
+        return self._ready_at is not None
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready_at = time.monotonic() if value else None
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -122,7 +161,8 @@ class AmqpSession(ABC):
         if self._fatal is not None:
             raise self._fatal
         if self._lost is not None:
-            raise ConnectionLostError(self._lost, was_ready=self.ready)
+            ready_for = 0.0 if self._ready_at is None else time.monotonic() - self._ready_at
+            raise ConnectionLostError(self._lost, was_ready=self.ready, ready_seconds=ready_for)
 
     def close(self) -> None:
         """End the session on purpose (done, stopped or failed)."""
@@ -136,6 +176,12 @@ class AmqpSession(ABC):
     @property
     def connection(self) -> Any:
         return self._connection
+
+    def restart(self, reason: str) -> None:
+        """End the session as if the link had failed, so that the loop sets up a fresh one."""
+        if self._lost is None and self._fatal is None:
+            self._lost = reason
+        self.close()
 
     @property
     def ended_on_purpose(self) -> bool:
@@ -186,7 +232,9 @@ class AmqpSession(ABC):
                 f"broker refused access to the vhost of {redact_url(str(self.settings.amqp_url))}"
             )
         elif not self._closing:
-            self._lost = f"cannot connect: {error!r}"
+            self._lost = "cannot connect: " + describe_connect_error(
+                error, str(self.settings.amqp_url)
+            )
         self.on_disconnected()
         self.ioloop.stop()
 
@@ -217,11 +265,20 @@ class AmqpSession(ABC):
             self._connection.close()
 
     def _housekeeping(self) -> None:
-        if self.stop.requested and not self._stop_seen:
-            self._stop_seen = True
-            if self.ready:
-                self.on_stop_requested()
-            else:
+        if self.stop.requested:
+            now = time.monotonic()
+            if self._stop_seen_at is None:
+                self._stop_seen_at = now
+                if self.ready:
+                    self.on_stop_requested()
+                else:
+                    self.close()
+            elif now - self._stop_seen_at > _STOP_ABANDON_SECONDS:
+                self.log.warning("stop.abandoned", hint="the broker did not answer the close")
+                self.ioloop.stop()
+                return
+            elif now - self._stop_seen_at > _STOP_CLOSE_SECONDS and not self._closing:
+                self.log.warning("stop.forced", hint="closing without finishing the session")
                 self.close()
         self.on_tick()
         self._timer = self.ioloop.call_later(_HOUSEKEEPING_SECONDS, self._housekeeping)
@@ -233,8 +290,10 @@ def run_with_reconnect(
     """Run sessions until one ends cleanly; reconnect with backoff and jitter when the link fails.
 
     Backoff restarts after a session that was ready, so a broker restart costs one short wait.
+    Sessions that keep ending soon after they got ready back off too, from the second in a row.
     """
     log = structlog.get_logger()
+    flaps = 0
     give_up = (
         tenacity.stop_after_delay(settings.retry_timeout)
         if settings.retry_timeout
@@ -271,7 +330,11 @@ def run_with_reconnect(
             if stop.requested:
                 return
             if error.was_ready:
-                log.warning("amqp.connection_lost", reason=error.reason)
+                flaps = flaps + 1 if error.ready_seconds < _STABLE_SECONDS else 0
+                wait = min(5.0, 0.2 * 2 ** (flaps - 2)) if flaps >= 2 else 0.0
+                log.warning("amqp.connection_lost", reason=error.reason, wait=round(wait, 2))
+                if wait:
+                    stop.sleep(wait)
                 continue
             raise BrokerUnreachableError(
                 f"broker at {redact_url(str(settings.amqp_url))} unreachable for "

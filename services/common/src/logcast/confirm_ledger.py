@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 @dataclass
 class PublishCounts:
-    published: int = 0
+    published: int = 0  # messages published at least once (first sends)
     confirmed: int = 0
     republished: int = 0  # publishes that were re-sends (after a nack or a lost channel)
     nacked: int = 0
@@ -71,9 +71,9 @@ class ConfirmLedger(Generic[T]):
             self.counts.republished += 1  # counted when sent again, not when lined up
         else:
             entry = self._pending.popleft()
+            self.counts.published += 1
         self._in_flight[self._next_tag] = entry
         self._next_tag += 1
-        self.counts.published += 1
         return entry[1]
 
     def _release(self, tag: int, multiple: bool) -> list[tuple[int, T]]:

@@ -1,21 +1,25 @@
 """The receivers' side: one long-lived Consumer, and a ConsumerSession per connection.
 
-Each session declares a fresh exclusive server-named queue, binds it, and acks in batches once
-the sink has flushed what it received.
+Each session declares a fresh exclusive server-named queue (bounded in bytes, dropping its
+oldest lines when full), binds it, and acks in batches once the sink has flushed what it
+received. The Consumer's SequenceTracker counts what was missed across queues and reconnects.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pika
+import structlog
 from pika.adapters.select_connection import IOLoop
 
 from logcast import pika_internals
 from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
 from logcast.health import HealthBeacon
+from logcast.loss_accounting import Gap, SequenceTracker
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
 from logcast.service_main import ServiceContext
 from logcast.settings import ReceiverSettings
@@ -32,6 +36,18 @@ class LogSink(Protocol):
     def tick(self) -> None: ...
 
 
+# The binding is asserted again this often: it is idempotent and cheap, and it brings back a
+# receiver whose exchange was deleted and declared again (which drops every binding).
+REBIND_SECONDS = 5.0
+
+
+@dataclass
+class ReceiveCounts:
+    received: int = 0  # deliveries, duplicates included
+    written: int = 0  # handed to the sink (every new message)
+    duplicates: int = 0  # seen before (a publisher's resend): acked, not written again
+
+
 class ConsumerSession(AmqpSession):
     """Declare, bind and consume a server-named exclusive queue; ack after the sink flushed."""
 
@@ -40,6 +56,9 @@ class ConsumerSession(AmqpSession):
         self.receiver_settings = consumer.settings
         self.sink = consumer.sink
         self.health = consumer.health
+        self.tracker = consumer.tracker
+        self.counts = consumer.counts
+        self._consumer = consumer
         self._fast_decode = consumer.settings.fast_decode and pika_internals.enabled()
         self.queue: str | None = None
         self.received = 0
@@ -47,16 +66,25 @@ class ConsumerSession(AmqpSession):
         self._last_tag = 0
         self._unacked = 0
         self._flush_scheduled = False
+        self._next_rebind = 0.0
         # Ack well before the prefetch window is exhausted so the broker never stalls.
         self._ack_every = max(1, consumer.settings.prefetch // 2)
 
     def on_exchange_ready(self) -> None:
+        self.channel.add_on_cancel_callback(self._on_cancelled_by_broker)
         self.channel.basic_qos(
             prefetch_count=self.receiver_settings.prefetch, callback=self._on_qos
         )
 
     def _on_qos(self, _frame: Any) -> None:
-        self.channel.queue_declare(queue="", exclusive=True, callback=self._on_queue_declared)
+        arguments: dict[str, Any] = {}
+        if self.receiver_settings.queue_max_bytes:
+            # A stuck or slow receiver loses its own oldest lines, never the broker's memory.
+            arguments["x-max-length-bytes"] = self.receiver_settings.queue_max_bytes
+            arguments["x-overflow"] = "drop-head"
+        self.channel.queue_declare(
+            queue="", exclusive=True, arguments=arguments, callback=self._on_queue_declared
+        )
 
     def _on_queue_declared(self, frame: Any) -> None:
         self.queue = frame.method.queue
@@ -79,14 +107,32 @@ class ConsumerSession(AmqpSession):
                 ),
             ).install()
         self.ready = True
+        self._next_rebind = time.monotonic() + REBIND_SECONDS
         self.health.up(self.queue or "")
         self.log.info("ready", queue=self.queue, exchange=self.settings.exchange)
+
+    def _on_cancelled_by_broker(self, _frame: Any) -> None:
+        """The queue was deleted, or the broker cancelled us: start over with a fresh queue."""
+        self.log.warning(
+            "receiver.consumer_cancelled",
+            queue=self.queue,
+            hint="queue deleted or consumer cancelled by the broker; declaring a fresh queue",
+        )
+        self.health.down()
+        self._flush_and_ack()
+        self.restart("consumer cancelled by the broker")
 
     def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
         if self._fatal is not None:
             return  # failing: nothing more is written or acked
         try:
-            self.sink.write(decode_delivery(properties, body, time.time_ns() // 1_000_000))
+            log = decode_delivery(properties, body, time.time_ns() // 1_000_000)
+            self.counts.received += 1
+            if log.publisher is not None and not self._is_new(log.publisher, log.seq or 0):
+                self.counts.duplicates += 1
+            else:
+                self.sink.write(log)
+                self.counts.written += 1
         except LogcastError as error:
             self.fail(error)
             return
@@ -105,6 +151,12 @@ class ConsumerSession(AmqpSession):
             self._flush_scheduled = True
             self.ioloop.call_later(0, self._flush_and_ack)
 
+    def _is_new(self, publisher: str, seq: int) -> bool:
+        new, gaps = self.tracker.observe(publisher, seq, time.monotonic())
+        if gaps:
+            self._consumer.report(gaps)
+        return new
+
     def _flush_and_ack(self) -> None:
         self._flush_scheduled = False
         if not self._unacked or self.channel is None or not self.channel.is_open:
@@ -120,9 +172,12 @@ class ConsumerSession(AmqpSession):
 
     def on_stop_requested(self) -> None:
         self.log.info("stopping", queue=self.queue, received=self.received)
-        if self.channel is not None and self.channel.is_open and self._consumer_tag:
-            self.channel.basic_cancel(self._consumer_tag, callback=self._on_cancelled)
+        channel = self.channel
+        if channel is not None and channel.is_open and self._consumer_tag in channel.consumer_tags:
+            channel.basic_cancel(self._consumer_tag, callback=self._on_cancelled)
         else:
+            # pika's basic_cancel returns without calling back for a consumer it no longer has.
+            self._flush_and_ack()
             self.close()
 
     def _on_cancelled(self, _frame: Any) -> None:
@@ -130,8 +185,15 @@ class ConsumerSession(AmqpSession):
         self.close()
 
     def on_tick(self) -> None:
+        now = time.monotonic()
         if self.ready:
             self.health.beat()
+            if now >= self._next_rebind and not self._closing and self.channel is not None:
+                self._next_rebind = now + REBIND_SECONDS
+                self.channel.queue_bind(queue=self.queue, exchange=self.settings.exchange)
+        gaps = self.tracker.settle_due(now)
+        if gaps:
+            self._consumer.report(gaps)
         try:
             self.sink.tick()
         except LogcastError as error:
@@ -166,6 +228,8 @@ class Consumer:
         self.sink = sink
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
+        self.tracker = SequenceTracker()
+        self.counts = ReceiveCounts()
         self._connect = connect
 
     def _new_session(self) -> ConsumerSession:
@@ -177,3 +241,25 @@ class Consumer:
         finally:
             self.health.down()
             self.ioloop.close()
+            self.report(self.tracker.settle_due(float("inf")))
+            loss = self.tracker.counts
+            structlog.get_logger().info(
+                "receiver.done",
+                received=self.counts.received,
+                written=self.counts.written,
+                duplicates=self.counts.duplicates,
+                missed=loss.missed,
+                late=loss.late,
+            )
+
+    def report(self, gaps: list[Gap]) -> None:
+        log = structlog.get_logger()
+        for gap in gaps:
+            log.warning(
+                "receiver.missed",
+                publisher=gap.publisher,
+                first=gap.first,
+                last=gap.last,
+                count=gap.count,
+                missed_total=self.tracker.counts.missed,
+            )

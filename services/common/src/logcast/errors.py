@@ -54,7 +54,8 @@ class UndeliveredError(LogcastError):
 class ConnectionLostError(Exception):
     """A session ended because the link to the broker failed; the caller may reconnect."""
 
-    def __init__(self, reason: str, *, was_ready: bool) -> None:
+    def __init__(self, reason: str, *, was_ready: bool, ready_seconds: float = 0.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.was_ready = was_ready
+        self.ready_seconds = ready_seconds  # how long it had been ready when it was lost

@@ -20,7 +20,9 @@ def iso_ms(ms: int) -> str:
 def encode_record(log: ReceivedLog) -> bytes:
     """One JSON line, pure ASCII: every control character is escaped, so one message is one line.
 
-    Fields are written in a fixed order; every string goes through json's own C string encoder.
+    Fields are written in a fixed order; every string goes through json's own C string encoder,
+    except base64, which has nothing to escape. A body that is not UTF-8 is stored once, as
+    ``"text": null`` and its exact bytes in ``body_base64`` (4/3 of its size on disk).
     """
     sent = "null" if log.sent_ms is None else f'"{iso_ms(log.sent_ms)}"'
     parts = [
@@ -36,11 +38,12 @@ def encode_record(log: ReceivedLog) -> bytes:
         _json_string(log.app),
         ',"message_id":',
         _json_string(log.message_id),
-        ',"text":',
-        _json_string(log.text),
     ]
-    if not log.body_is_utf8:
-        parts += [',"body_base64":"', base64.b64encode(log.body).decode("ascii"), '"']
+    if log.body_is_utf8:
+        parts += [',"text":', _json_string(log.text)]
+    else:
+        # Not as text too: each bad byte would cost 6 bytes as an escaped U+FFFD.
+        parts += [',"text":null,"body_base64":"', base64.b64encode(log.body).decode("ascii"), '"']
     parts.append("}\n")
     return "".join(parts).encode("ascii")
 

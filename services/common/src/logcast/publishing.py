@@ -70,9 +70,11 @@ class MessageFeed:
     def produce(self, batches: Iterable[list[OutboundMessage]]) -> None:
         """Reader thread body: every batch, then the end marker (unless stopped first)."""
         try:
-            for batch in batches:
+            iterator = iter(batches)
+            for batch in iterator:
                 if batch and not self._put(batch):
-                    self.dropped += len(batch)
+                    # Stopped: what the source already read is counted, never silently lost.
+                    self.dropped += len(batch) + sum(len(rest) for rest in iterator)
                     return
         except OSError as error:
             self.error = UsageError(f"cannot read the input: {error.strerror or error}")
@@ -243,9 +245,8 @@ class Publisher:
             stop.request()  # releases a reader blocked on a full feed
             self.health.down()
             self.ioloop.close()
-        reader.join(
-            timeout=0.5
-        )  # it leaves a blocked put within 0.1 s; a blocked read holds nothing
+        # The reader leaves a blocked put, and a stop-aware source its wait for input, in 0.1 s.
+        reader.join(timeout=1.0)
         unsent = self.ledger.never_sent + len(self.feed.drain(2**31)) + self.feed.dropped
         return PublishReport(
             self.ledger.counts, self.ledger.sent_unconfirmed, unsent, error or self.feed.error

@@ -110,6 +110,12 @@ class ReceiverSettings(CommonSettings):
         le=65535,
         description="Unacked messages in hand, at most (memory: about prefetch x message size)",
     )
+    queue_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bound of the receiver's queue in bytes; when full the oldest lines are "
+        "dropped (and counted as missed). 0: unbounded",
+    )
     fast_decode: bool = Field(
         True,
         description="Decode deliveries straight from the socket buffer (off: plain pika decoding)",

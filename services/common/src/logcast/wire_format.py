@@ -28,6 +28,9 @@ LEVEL_HEADER = "level"
 HOST_HEADER = "host"
 # AMQP timestamps are whole seconds; this header carries milliseconds for ordering by eye.
 TIME_MS_HEADER = "time_ms"
+# Loss accounting: who published, and its running count (receivers find gaps and repeats).
+PUBLISHER_HEADER = "publisher"
+SEQ_HEADER = "seq"
 UNKNOWN = "-"
 TRANSIENT = 1  # delivery_mode: log lines are not persisted by the broker
 _MIN_MS = -62135596800000  # 0001-01-01
@@ -41,15 +44,8 @@ class OutboundMessage:
     properties: pika.BasicProperties
 
 
-class MessageIds:
-    """Unique ids without a urandom call per message: a random per-process prefix and a counter."""
-
-    def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
+def new_publisher_id() -> str:
+    return uuid.uuid4().hex[:20]
 
 
 _FLAGS = (
@@ -88,6 +84,8 @@ def _integer(value: int) -> bytes:
 class MessageEncoder:
     """Turns a line of text and its level into an OutboundMessage of our wire format.
 
+    Each message gets this publisher's next sequence number (from 0). Its message id is the
+    publisher id followed by that number in hex, so ids are unique without a urandom call.
     With ``preencoded`` (the default, used when the pika internals check passed) the properties
     are encoded once here, from pieces prepared per process, instead of by pika on every publish.
     Raises UsageError at once for a host or app id that cannot fit.
@@ -100,43 +98,63 @@ class MessageEncoder:
         *,
         preencoded: bool = True,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-        ids: Callable[[], str] | None = None,
+        publisher_id: str | None = None,
     ) -> None:
         self.host = host
         self.app_id = app_id
         self.preencoded = preencoded
+        self.publisher_id = publisher_id or new_publisher_id()
         self._clock_ms = clock_ms
-        self._next_id = ids or MessageIds().next
+        self._seq = itertools.count()
         self._prefix = _UINT32.pack(_FLAGS)[2:] + _short_string(CONTENT_TYPE, "content type")
         self._levels = {
             level: _short_string(LEVEL_HEADER, "key") + _long_string(level.value) for level in Level
         }
         self._host = _short_string(HOST_HEADER, "key") + _long_string(host)
         self._time_key = _short_string(TIME_MS_HEADER, "key")
+        self._publisher = _short_string(PUBLISHER_HEADER, "key") + _long_string(self.publisher_id)
+        self._seq_key = _short_string(SEQ_HEADER, "key")
         self._app = _short_string(app_id, "--app-id")
 
-    def _headers(self, level: Level, time_ms: int) -> dict[str, Any]:
-        return {LEVEL_HEADER: level.value, HOST_HEADER: self.host, TIME_MS_HEADER: time_ms}
+    def _headers(self, level: Level, time_ms: int, seq: int) -> dict[str, Any]:
+        return {
+            LEVEL_HEADER: level.value,
+            HOST_HEADER: self.host,
+            TIME_MS_HEADER: time_ms,
+            PUBLISHER_HEADER: self.publisher_id,
+            SEQ_HEADER: seq,
+        }
 
-    def _header_table(self, level: Level, time_ms: int) -> bytes:
+    def _header_table(self, level: Level, time_ms: int, seq: int) -> bytes:
         """``_headers`` as pika encodes a field table, keys in the same order."""
-        return self._levels[level] + self._host + self._time_key + _integer(time_ms)
+        return b"".join(
+            (
+                self._levels[level],
+                self._host,
+                self._time_key,
+                _integer(time_ms),
+                self._publisher,
+                self._seq_key,
+                _integer(seq),
+            )
+        )
 
     def encode(self, text: str, level: Level) -> OutboundMessage:
         time_ms = self._clock_ms()
-        message_id = self._next_id()
+        seq = next(self._seq)
+        message_id = f"{self.publisher_id}{seq:012x}"
         body = text.encode("utf-8")
         if not self.preencoded:
             properties = pika.BasicProperties(
                 content_type=CONTENT_TYPE,
-                headers=self._headers(level, time_ms),
+                headers=self._headers(level, time_ms, seq),
                 delivery_mode=TRANSIENT,
                 message_id=message_id,
                 timestamp=time_ms // 1000,
                 app_id=self.app_id,
             )
             return OutboundMessage(body, properties)
-        table = self._header_table(level, time_ms)
+        table = self._header_table(level, time_ms, seq)
         wire = b"".join(
             (
                 self._prefix,
@@ -175,6 +193,8 @@ class ReceivedLog:
     message_id: str
     sent_ms: int | None  # milliseconds since the epoch
     received_ms: int
+    publisher: str | None = None  # with seq: set only by logcast publishers
+    seq: int | None = None
 
 
 def _as_text(value: object) -> str | None:
@@ -203,6 +223,17 @@ def _sent_ms(headers: dict[str, Any], timestamp: object) -> int | None:
     return _epoch_ms(timestamp)
 
 
+def _sequence(headers: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(publisher, seq) when both are present and sane; else (None, None): not tracked."""
+    publisher = _as_text(headers.get(PUBLISHER_HEADER))
+    seq = headers.get(SEQ_HEADER)
+    if not publisher or len(publisher) > 255:
+        return None, None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return None, None
+    return publisher, seq
+
+
 def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: int) -> ReceivedLog:
     """Never raises on foreign or hostile input: missing or odd fields fall back to defaults."""
     try:
@@ -213,6 +244,7 @@ def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: in
         body_is_utf8 = False
     headers = properties.headers if isinstance(properties.headers, dict) else {}
     level = parse_level_name(headers.get(LEVEL_HEADER)) or level_from_text(text) or Level.INFO
+    publisher, seq = _sequence(headers)
     return ReceivedLog(
         body=body,
         text=text,
@@ -223,4 +255,6 @@ def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: in
         message_id=_as_text(properties.message_id) or UNKNOWN,
         sent_ms=_sent_ms(headers, properties.timestamp),
         received_ms=received_ms,
+        publisher=publisher,
+        seq=seq,
     )

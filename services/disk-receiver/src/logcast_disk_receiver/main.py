@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+import structlog
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -46,12 +47,17 @@ class DiskSettings(ReceiverSettings):
 class DiskSink:
     def __init__(self, file: RotatingJsonlFile) -> None:
         self.file = file
+        self._reopens_seen = 0
 
     def write(self, log: ReceivedLog) -> None:
         self.file.append(encode_record(log))
 
     def flush(self) -> None:
         self.file.flush()
+        if self.file.reopened > self._reopens_seen:
+            # logrotate's create mode (or an rm) took the file away; a new one is in its place.
+            self._reopens_seen = self.file.reopened
+            structlog.get_logger().info("disk.reopened", path=str(self.file.path))
 
     def tick(self) -> None:
         self.file.tick()

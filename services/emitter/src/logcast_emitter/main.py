@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Self
@@ -11,11 +12,12 @@ import structlog
 from pydantic import Field, model_validator
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
-from logcast.errors import UndeliveredError
+from logcast.errors import UndeliveredError, UsageError
 from logcast.levels import Level, level_from_text
 from logcast.publishing import LineBatches, Publisher, PublishReport
 from logcast.service_main import ServiceContext, run_service
 from logcast.settings import LevelSetting, PublisherSettings
+from logcast.shutdown import StopSignal
 from logcast_emitter.demo_lines import paced_demo
 from logcast_emitter.line_reader import InputStats, read_lines
 
@@ -54,9 +56,26 @@ class EmitterSettings(PublisherSettings):
         return self
 
 
-def stdin_chunks() -> Iterator[bytes]:
-    fd = sys.stdin.fileno()
-    while chunk := os.read(fd, _READ_BYTES):
+def stdin_fd() -> int:
+    """The descriptor of standard input; UsageError when there is none (e.g. ``<&-``)."""
+    try:
+        fd = sys.stdin.fileno()
+        os.fstat(fd)
+    except (AttributeError, ValueError, OSError):
+        raise UsageError("--stdin given, but standard input is closed") from None
+    return fd
+
+
+def stdin_chunks(fd: int, stop: StopSignal) -> Iterator[bytes]:
+    """What can be read now, chunk by chunk, until EOF; nothing more is read once stopped, so
+    every line taken from the pipe is published or counted as unsent."""
+    while not stop.requested:
+        readable, _, _ = select.select([fd], [], [], 0.1)
+        if not readable:
+            continue
+        chunk = os.read(fd, _READ_BYTES)
+        if not chunk:
+            return
         yield chunk
 
 
@@ -64,7 +83,8 @@ def text_batches(
     settings: EmitterSettings, context: ServiceContext, stats: InputStats
 ) -> Iterable[list[str]]:
     if settings.stdin:
-        return read_lines(stdin_chunks(), settings.max_message_bytes, stats)
+        chunks = stdin_chunks(stdin_fd(), context.stop)
+        return read_lines(chunks, settings.max_message_bytes, stats)
     if settings.demo:
         stop = context.stop
         return paced_demo(settings.rate, settings.count, stop.sleep, lambda: stop.requested)
@@ -81,7 +101,7 @@ def emit(settings: EmitterSettings, context: ServiceContext) -> None:
     stats = InputStats()
     publisher = Publisher(settings, context, app_id=settings.app_id)
     report = publisher.run(with_levels(text_batches(settings, context, stats), settings.level))
-    log_summary(report, stats)
+    log_summary(report, stats, settings.stdin)
     if report.error is not None:
         raise report.error
     if report.unconfirmed:
@@ -91,10 +111,12 @@ def emit(settings: EmitterSettings, context: ServiceContext) -> None:
         raise UndeliveredError(f"{report.unsent} input lines were read but never published")
 
 
-def log_summary(report: PublishReport, stats: InputStats) -> None:
+def log_summary(report: PublishReport, stats: InputStats, stdin: bool) -> None:
+    """Every line read is either published (at least once) or unsent: read = published + unsent."""
     counts = report.counts
     structlog.get_logger().info(
         "emitter.done",
+        **({"read": stats.lines} if stdin else {}),
         published=counts.published,
         confirmed=counts.confirmed,
         unroutable=counts.unroutable,

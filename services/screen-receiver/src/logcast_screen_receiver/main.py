@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
-from typing import BinaryIO
+from collections.abc import Callable
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -38,11 +39,28 @@ class ScreenSettings(ReceiverSettings):
     format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
 
 
-class ScreenSink:
-    """Buffers lines and writes them in one go per batch of deliveries."""
+# A write never blocks longer than this without looking at the stop flag.
+_WRITE_WAIT_SECONDS = 0.1
+_PIPE_BUF = 4096  # a write this small to a pipe select() calls writable does not block
 
-    def __init__(self, out: BinaryIO, fmt: OutputFormat, color: bool, min_level: Level) -> None:
-        self.out = out
+
+class ScreenSink:
+    """Buffers lines and writes them in one go per batch of deliveries.
+
+    Writes wait for stdout in short steps, so that a reader who stopped reading (a full pipe)
+    cannot keep SIGTERM from ending the process.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        fmt: OutputFormat,
+        color: bool,
+        min_level: Level,
+        stopped: Callable[[], bool],
+    ) -> None:
+        self.fd = fd
+        self.stopped = stopped
         self.fmt = fmt
         self.color = color
         self.min_rank = min_level.rank
@@ -61,22 +79,30 @@ class ScreenSink:
     def flush(self) -> None:
         if not self._buffer:
             return
-        data = "".join(self._buffer).encode("utf-8")
+        data = memoryview("".join(self._buffer).encode("utf-8"))
         self._buffer.clear()
         try:
-            self.out.write(data)
-            self.out.flush()
+            while data:
+                _, writable, _ = select.select([], [self.fd], [], _WRITE_WAIT_SECONDS)
+                if not writable:
+                    if self.stopped():
+                        raise StorageError(
+                            f"stdout is not being read; stopped with {len(data)} bytes unwritten"
+                        )
+                    continue
+                data = data[os.write(self.fd, data[:_PIPE_BUF]) :]
         except OSError as error:
-            raise StorageError(f"cannot write to stdout: {error}") from None
+            raise StorageError(f"cannot write to stdout: {error.strerror or error}") from None
 
     def tick(self) -> None:
         """Nothing waits on a timer: every batch is flushed before it is acked."""
 
 
 def receive(settings: ScreenSettings, context: ServiceContext) -> None:
-    out = sys.stdout.buffer
-    color = use_color(settings.color, out.isatty(), os.environ.get("NO_COLOR"))
-    sink = ScreenSink(out, settings.format, color, settings.min_level)
+    fd = sys.stdout.fileno()
+    color = use_color(settings.color, os.isatty(fd), os.environ.get("NO_COLOR"))
+    stop = context.stop
+    sink = ScreenSink(fd, settings.format, color, settings.min_level, lambda: stop.requested)
     Consumer(settings, context, sink).run()
 
 
