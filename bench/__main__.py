@@ -398,6 +398,104 @@ class Bench:
                 self.results[f"P6.{rate}.raw_p99_ms"], 1.0
             )
 
+    def p7(self) -> None:
+        """A frozen receiver with a bounded queue must not slow the emitter or a healthy one."""
+        bound = 1024 * 1024
+        timings = {}
+        for frozen in (False, True):
+            exchange = f"bench-p7-{'frozen' if frozen else 'free'}-{uuid.uuid4().hex[:6]}"
+            healthy, healthy_file = self.disk_receiver(exchange, f"p7-healthy-{frozen}")
+            stuck_env = self.env(exchange) | {"LOGCAST_QUEUE_MAX_BYTES": str(bound)}
+            stuck_out = self.work / f"p7-stuck-{frozen}.out"
+            stuck = spawn(
+                "screen-receiver",
+                [str(BIN / "screen-receiver"), "--color", "never", "--prefetch", "100"],
+                self.work,
+                stuck_env,
+                stdout_path=stuck_out,
+            )
+            stuck.wait_ready(b'"event": "ready"')
+            if frozen:
+                stuck.popen.send_signal(signal.SIGSTOP)
+            emitter = self.emitter(exchange)
+            emitter.wait()
+            emitter_seconds = time.monotonic() - emitter.started
+            healthy_seconds = wait_lines([LineCounter(healthy_file)], self.n) - emitter.started
+            timings[frozen] = (emitter_seconds, healthy_seconds)
+            if frozen:
+                queue = next(
+                    line.split("\t")
+                    for line in ctl("list_queues", "name", "message_bytes", "memory")
+                    if line.startswith("amq.gen-") and line.split("\t")[1] != "0"
+                )
+                self.results["P7.frozen_queue_message_bytes"] = float(queue[1])
+                self.results["P7.frozen_queue_memory_mb"] = int(queue[2]) / 2**20
+                stuck.popen.send_signal(signal.SIGCONT)
+            self.stop(healthy, stuck)
+            if frozen:
+                done = next(
+                    json.loads(line)
+                    for line in stuck.stderr_path.read_text().splitlines()
+                    if '"receiver.done"' in line
+                )
+                printed = LineCounter(stuck_out).poll()
+                self.results["P7.frozen_missed"] = done["missed"]
+                self.results["P7.frozen_missed_minus_not_got"] = done["missed"] - (self.n - printed)
+        self.results["P7.emitter_slowdown"] = timings[True][0] / timings[False][0]
+        self.results["P7.healthy_slowdown"] = timings[True][1] / timings[False][1]
+
+    def p8(self) -> None:
+        """Receiving 32 MiB messages: the fast receive path against plain pika decoding."""
+        size, count = 32 * 2**20, 3
+        body_file = self.work / "large.txt"
+        with body_file.open("wb") as f:
+            for i in range(count):
+                f.write(b"%d " % i + b"y" * (size - 10) + b"\n")
+        seconds = {}
+        for fast in ("true", "false"):
+            exchange = f"bench-p8-{fast}-{uuid.uuid4().hex[:6]}"
+            log_dir = self.work / f"disk-p8-{fast}"
+            log_dir.mkdir()
+            disk = spawn(
+                "disk-receiver",
+                [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", "p8"],
+                self.work,
+                self.env(exchange)
+                | {
+                    "LOGCAST_FAST_DECODE": fast,
+                    "LOGCAST_PREFETCH": "2",
+                    "LOGCAST_QUEUE_MAX_BYTES": "0",
+                },
+            )
+            disk.wait_ready(b'"event": "ready"')
+            disk.popen.send_signal(signal.SIGSTOP)  # the messages wait in the queue
+            emitter = spawn(
+                "emitter",
+                [str(BIN / "emitter"), "--stdin", "--max-message-bytes", str(64 * 2**20)],
+                self.work,
+                self.env(exchange),
+                stdin_path=body_file,
+            )
+            if emitter.wait() != 0:
+                raise RuntimeError(f"emitter exited {emitter.returncode}")
+            started = time.monotonic()
+            disk.popen.send_signal(signal.SIGCONT)
+            seconds[fast] = wait_lines([LineCounter(log_dir / "p8.jsonl")], count) - started
+            self.stop(disk)
+            self.results[f"P8.{'fast' if fast == 'true' else 'pika'}_s_per_msg"] = (
+                seconds[fast] / count
+            )
+            self.results[f"rss_mb.disk-receiver-32MiB-{fast}"] = disk.max_rss_kb / 1024
+        self.results["P8.ratio"] = seconds["true"] / seconds["false"]
+
+
+def ctl(*args: str) -> list[str]:
+    """rabbitmqctl on the benchmark's broker (the host's)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.splitlines()
+
 
 P6_RATES = (1000, 5000)
 P6_SECONDS = 4.0
@@ -420,7 +518,11 @@ def pace(stream: IO[bytes], rate: int, count: int) -> None:
 
 
 TARGETS = {"P1.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
-CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES}
+CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
+    "P7.emitter_slowdown": 1.1,
+    "P7.healthy_slowdown": 1.1,
+    "P8.ratio": 1.2,
+}
 
 
 def main() -> int:
@@ -428,7 +530,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="report the median of the rounds")
     parser.add_argument("--amqp-url", default=DEFAULT_URL)
-    parser.add_argument("--only", choices=["P1", "P2", "P3", "P6"], action="append")
+    parser.add_argument("--only", choices=["P1", "P2", "P3", "P6", "P7", "P8"], action="append")
     args = parser.parse_args()
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp:
@@ -436,7 +538,7 @@ def main() -> int:
             work = Path(tmp) / f"round-{number}"
             work.mkdir()
             bench = Bench(args.amqp_url, args.messages, work)
-            for name in args.only or ["P1", "P2", "P3", "P6"]:
+            for name in args.only or ["P1", "P2", "P3", "P6", "P7", "P8"]:
                 getattr(bench, name.lower())()
             rounds.append(bench.results)
     broker = args.amqp_url.split("@")[-1]

@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,3 +132,96 @@ def assert_one_line(stderr: bytes, *fragments: str) -> None:
     assert "Traceback" not in stderr.decode()
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+def stop_timed(
+    process: ServiceProcess, sig: int = signal.SIGTERM, limit: float = 5.0
+) -> tuple[int | None, float]:
+    """Send ``sig`` and wait up to ``limit`` s: (exit code, or None if still running; seconds)."""
+    started = time.monotonic()
+    process.proc.send_signal(sig)
+    try:
+        code = process.proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - started
+    return code, time.monotonic() - started
+
+
+def ctl_table(ctl: Callable[..., str], command: str, *columns: str) -> list[dict[str, str]]:
+    """``rabbitmqctl -q <command> <columns...>`` as rows keyed by column, the header row dropped."""
+    rows = []
+    for line in ctl(command, *columns).splitlines():
+        fields = line.split("\t")
+        if len(fields) != len(columns) or fields == list(columns):
+            continue
+        rows.append(dict(zip(columns, fields, strict=True)))
+    return rows
+
+
+class LineFeeder:
+    """Writes lines to a service's stdin from a thread, paced or as fast as the pipe takes them.
+
+    The pipe is closed after the last line (``close``). A reader that went away (the service
+    exited) ends the feed quietly, with ``broken`` set; ``written`` counts whole lines written.
+    """
+
+    def __init__(
+        self,
+        process: ServiceProcess,
+        lines: Sequence[str],
+        *,
+        per_second: float | None = None,
+        close: bool = True,
+    ) -> None:
+        assert process.proc.stdin is not None, "start the service with stdin=True"
+        self._pipe = process.proc.stdin
+        self.lines = list(lines)
+        self.per_second = per_second
+        self.close = close
+        self.written = 0
+        self.broken = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="line-feeder", daemon=True)
+
+    def start(self) -> LineFeeder:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        step = max(1, int(self.per_second / 100)) if self.per_second else 512
+        started = time.monotonic()
+        try:
+            for first in range(0, len(self.lines), step):
+                if self._stopped.is_set():
+                    break
+                if self.per_second:
+                    delay = started + first / self.per_second - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                chunk = self.lines[first : first + step]
+                data = memoryview("".join(f"{line}\n" for line in chunk).encode())
+                while data:  # unbuffered: a broken pipe leaves nothing for close() to flush
+                    data = data[os.write(self._pipe.fileno(), data) :]
+                self.written += len(chunk)
+            if self.close:
+                self._pipe.close()
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed under us
+            self.broken = True
+
+    def stop(self) -> None:
+        """Write no more lines (the pipe is still closed when ``close``)."""
+        self._stopped.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the feed did not finish within {timeout}s"
+
+
+def emit_lines(start_service: Callable[..., ServiceProcess], lines: list[str]) -> dict[str, Any]:
+    """Send ``lines`` through ``emitter --stdin``; it must exit 0. Returns its emitter.done."""
+    emitter = start_service("emitter", "--stdin", stdin=True)
+    assert emitter.proc.stdin is not None
+    emitter.proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+    emitter.proc.stdin.close()
+    assert emitter.proc.wait(30) == 0, emitter.stderr()
+    return emitter.events("emitter.done")[0]

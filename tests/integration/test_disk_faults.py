@@ -12,7 +12,7 @@ import pytest
 
 from logcast.errors import StorageError
 from logcast_disk_receiver.jsonl_file import FsyncPolicy, RotatingJsonlFile
-from tests.services import ServiceProcess, wait_for
+from tests.services import ServiceProcess, emit_lines, wait_for
 
 
 def whole_records(path: Path) -> list[dict[str, object]]:
@@ -23,11 +23,7 @@ def whole_records(path: Path) -> list[dict[str, object]]:
 
 
 def emit(start_service: Callable[..., ServiceProcess], lines: list[str]) -> None:
-    emitter = start_service("emitter", "--stdin", stdin=True)
-    assert emitter.proc.stdin is not None
-    emitter.proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
-    emitter.proc.stdin.close()
-    assert emitter.proc.wait(30) == 0, emitter.stderr()
+    emit_lines(start_service, lines)
 
 
 def texts(path: Path) -> list[object]:

@@ -6,6 +6,9 @@ These run the real console scripts as processes; none of them needs a broker.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from logcast.settings import CommonSettings
 from logcast_disk_receiver.main import DiskSettings
 from logcast_emitter.main import EmitterSettings
 from logcast_screen_receiver.main import ScreenSettings
-from tests.services import assert_one_line, run_service
+from tests.services import BIN, assert_one_line, run_service
 
 
 @pytest.mark.parametrize(
@@ -92,3 +95,56 @@ def test_missing_log_dir_exits_5(tmp_path: Path) -> None:
     done = run_service("disk-receiver", ["--log-dir", str(tmp_path / "missing")], {})
     assert done.returncode == 5
     assert_one_line(done.stderr, "does not exist")
+
+
+@pytest.mark.parametrize("service", ["emitter", "screen-receiver", "disk-receiver"])
+def test_unreachable_broker_names_host_and_port(service: str, tmp_path: Path) -> None:
+    done = run_service(
+        service,
+        ["--log-dir", str(tmp_path)] if service == "disk-receiver" else [],
+        {
+            "LOGCAST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+            "LOGCAST_RETRY_TIMEOUT": "0.5",
+        },
+        timeout=30,
+    )
+    assert done.returncode == 3
+    assert_one_line(done.stderr, "unreachable for 0.5s", "connection refused by 127.0.0.1:1")
+    reasons = [
+        json.loads(line).get("reason", "")
+        for line in done.stderr.decode().splitlines()
+        if line.startswith("{")
+    ]
+    assert "cannot connect: connection refused by 127.0.0.1:1" in reasons
+    assert b"AMQPConnection" not in done.stderr  # pika's exception names are not shown
+
+
+def test_stdin_closed_is_a_usage_error() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCAST_")}
+    env["LOGCAST_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:1/%2F"
+    env["LOGCAST_RETRY_TIMEOUT"] = "0.5"
+    done = subprocess.run(
+        [str(BIN / "emitter"), "--stdin"],
+        stdin=None,
+        capture_output=True,
+        env=env,
+        timeout=30,
+        check=False,
+        preexec_fn=lambda: os.close(0),  # the child runs as with `<&-`
+    )
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done.stderr, "emitter: error:", "standard input is closed")
+
+
+def test_a_metrics_port_in_use_is_a_usage_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_service(
+            "screen-receiver",
+            ["--metrics-port", str(port)],
+            {"LOGCAST_SECRETS_DIR": "/nonexistent"},
+        )
+    assert done.returncode == 2
+    assert_one_line(done.stderr, f"cannot serve metrics on port {port}")

@@ -159,9 +159,10 @@ def test_a_stop_waits_for_confirms_until_the_drain_deadline_then_closes(
     assert len(rig.broker.connections) == 1
 
 
-def test_a_stop_closes_as_soon_as_the_last_confirm_arrives(
+def test_a_stop_publishes_what_was_read_then_closes_at_the_last_confirm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A stop ends the reading, not the publishing: lines already read still go out."""
     rig = Rig(monkeypatch)
 
     def script() -> None:
@@ -169,16 +170,20 @@ def test_a_stop_closes_as_soon_as_the_last_confirm_arrives(
         rig.loop.run_threadsafe()
         rig.stop.request()
         rig.loop.run_timers()
+        channel.ack(3, multiple=True)  # the input has not ended: the session stays
         assert rig.broker.names("connection.close") == []
-        channel.ack(3, multiple=True)  # well before the deadline
+        gate.set()  # the source hands over what it had read, then ends
+        rig.loop.run_threadsafe_until(lambda: len(channel.published) == 4)
+        assert rig.broker.names("connection.close") == []
+        channel.ack(4, multiple=False)
+        rig.loop.run_threadsafe_until(lambda: rig.publisher.feed.exhausted)
         assert rig.broker.names("connection.close") == [("connection.close",)]
-        gate.set()
 
-    gate = threading.Event()  # the input stays open: the stop alone ends the session
+    gate = threading.Event()
     rig.loop.scripts.append(script)
-    report = rig.publisher.run(gated(lines("a", "b", "c"), gate, []))
+    report = rig.publisher.run(gated(lines("a", "b", "c"), gate, lines("d")))
 
-    assert (report.counts.confirmed, report.unconfirmed, report.unsent) == (3, 0, 0)
+    assert (report.counts.confirmed, report.unconfirmed, report.unsent) == (4, 0, 0)
 
 
 def test_a_stop_before_the_session_is_ready_aborts_the_connection_without_a_drain(

@@ -66,12 +66,20 @@ def describe_connect_error(error: BaseException, url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
     where = f"{host}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+    # pika wraps the cause several times: AMQPConnectionError(AMQPConnectionWorkflowFailed(
+    # [..., AMQPConnectorSocketConnectError(exception=ConnectionRefusedError(...))])).
     inner: BaseException = error
-    attempts = getattr(error, "exceptions", None)
-    if attempts:
-        inner = attempts[-1]
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
+    for _ in range(10):
+        attempts = getattr(inner, "exceptions", None)
+        cause = getattr(inner, "exception", None)
+        if attempts:
+            inner = attempts[-1]
+        elif isinstance(cause, BaseException):
+            inner = cause
+        elif inner.args and isinstance(inner.args[0], BaseException):
+            inner = inner.args[0]
+        else:
+            break
     if isinstance(inner, ConnectionRefusedError):
         return f"connection refused by {where}"
     if isinstance(inner, socket.gaierror):

@@ -20,6 +20,7 @@ from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
 from logcast.health import HealthBeacon
 from logcast.loss_accounting import Gap, SequenceTracker
+from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
 from logcast.service_main import ServiceContext
 from logcast.settings import ReceiverSettings
@@ -46,6 +47,7 @@ class ReceiveCounts:
     received: int = 0  # deliveries, duplicates included
     written: int = 0  # handed to the sink (every new message)
     duplicates: int = 0  # seen before (a publisher's resend): acked, not written again
+    backlog: int = 0  # messages ready in the live queue, as last sampled
 
 
 class ConsumerSession(AmqpSession):
@@ -110,6 +112,9 @@ class ConsumerSession(AmqpSession):
         self._next_rebind = time.monotonic() + REBIND_SECONDS
         self.health.up(self.queue or "")
         self.log.info("ready", queue=self.queue, exchange=self.settings.exchange)
+
+    def _on_backlog_sampled(self, frame: Any) -> None:
+        self.counts.backlog = frame.method.message_count
 
     def _on_cancelled_by_broker(self, _frame: Any) -> None:
         """The queue was deleted, or the broker cancelled us: start over with a fresh queue."""
@@ -191,6 +196,9 @@ class ConsumerSession(AmqpSession):
             if now >= self._next_rebind and not self._closing and self.channel is not None:
                 self._next_rebind = now + REBIND_SECONDS
                 self.channel.queue_bind(queue=self.queue, exchange=self.settings.exchange)
+                self.channel.queue_declare(
+                    queue=self.queue, passive=True, callback=self._on_backlog_sampled
+                )
         gaps = self.tracker.settle_due(now)
         if gaps:
             self._consumer.report(gaps)
@@ -231,9 +239,42 @@ class Consumer:
         self.tracker = SequenceTracker()
         self.counts = ReceiveCounts()
         self._connect = connect
+        self._sessions = 0
+        self._session: ConsumerSession | None = None
+        context.metrics.add(self.samples)
 
     def _new_session(self) -> ConsumerSession:
-        return ConsumerSession(self, connect=self._connect)
+        self._sessions += 1
+        self._session = ConsumerSession(self, connect=self._connect)
+        return self._session
+
+    def samples(self) -> list[Sample]:
+        """For the metrics endpoint (read from its thread: plain int reads)."""
+        counts, loss, session = self.counts, self.tracker.counts, self._session
+        return [
+            Sample("received", Kind.COUNTER, "Deliveries, duplicates included", counts.received),
+            Sample("written", Kind.COUNTER, "Messages handed to the output", counts.written),
+            Sample(
+                "duplicates",
+                Kind.COUNTER,
+                "Repeats of a publisher's number, not written",
+                counts.duplicates,
+            ),
+            Sample(
+                "missed",
+                Kind.COUNTER,
+                "Publisher numbers that never arrived (net of late)",
+                loss.missed,
+            ),
+            Sample("late", Kind.COUNTER, "Arrived after being counted as missed", loss.late),
+            Sample(
+                "queue_backlog",
+                Kind.GAUGE,
+                "Ready messages in the live queue (sampled every 5 s)",
+                counts.backlog,
+            ),
+            *session_samples(self._sessions, bool(session and session.ready)),
+        ]
 
     def run(self) -> None:
         try:

@@ -24,6 +24,7 @@ from logcast.confirm_ledger import ConfirmLedger, PublishCounts
 from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
 from logcast.levels import Level
+from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_publish import FramePublisher
 from logcast.service_main import ServiceContext
 from logcast.settings import PublisherSettings
@@ -53,12 +54,18 @@ class MessageFeed:
         self._queue: queue.Queue[list[OutboundMessage] | None] = queue.Queue(maxsize=_FEED_BATCHES)
         self._stop = stop
         self._wake = wake
+        self._closed = False  # publishing has ended: nothing more can be handed over
         self.exhausted = False
         self.dropped = 0  # messages made from the input but never handed over (stopped first)
         self.error: LogcastError | None = None  # the input failed; what was read is still sent
 
+    def close(self) -> None:
+        self._closed = True
+
     def _put(self, item: list[OutboundMessage] | None) -> bool:
-        while not self._stop.requested:
+        # A stop ends the reading (the source checks it), not the hand-over: what was read
+        # is still published while the session drains.
+        while not self._closed:
             try:
                 self._queue.put(item, timeout=0.1)
             except queue.Full:
@@ -73,7 +80,7 @@ class MessageFeed:
             iterator = iter(batches)
             for batch in iterator:
                 if batch and not self._put(batch):
-                    # Stopped: what the source already read is counted, never silently lost.
+                    # Publishing ended: what the source already read is counted as unsent.
                     self.dropped += len(batch) + sum(len(rest) for rest in iterator)
                     return
         except OSError as error:
@@ -144,8 +151,8 @@ class PublisherSession(AmqpSession):
         while self.ledger.can_send():
             message = self.ledger.take()
             publish(message.body, message.properties)
-        if self.ledger.settled and (self.feed.exhausted or self.stop.requested):
-            self.close()
+        if self.ledger.settled and self.feed.exhausted:
+            self.close()  # at a stop too: the source ends, and what it read is published first
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -207,7 +214,9 @@ class Publisher:
         self.ioloop = IOLoop()
         self._connect = connect
         self._session: PublisherSession | None = None
+        self._sessions = 0
         self._wake_pending = False
+        context.metrics.add(self.samples)
 
     def wake(self) -> None:
         """From the reader thread: new lines are queued. At most one wake-up is in flight."""
@@ -221,8 +230,28 @@ class Publisher:
             self._session.pump()
 
     def _new_session(self) -> PublisherSession:
+        self._sessions += 1
         self._session = PublisherSession(self, connect=self._connect)
         return self._session
+
+    def samples(self) -> list[Sample]:
+        """For the metrics endpoint (read from its thread: plain int reads)."""
+        counts = self.ledger.counts
+        session = self._session
+        return [
+            Sample("published", Kind.COUNTER, "Messages published (first sends)", counts.published),
+            Sample(
+                "republished",
+                Kind.COUNTER,
+                "Re-sends after a nack or lost link",
+                counts.republished,
+            ),
+            Sample("confirmed", Kind.COUNTER, "Messages the broker confirmed", counts.confirmed),
+            Sample("nacked", Kind.COUNTER, "Messages the broker nacked", counts.nacked),
+            Sample("unroutable", Kind.COUNTER, "Returned: no queue was bound", counts.unroutable),
+            Sample("in_flight", Kind.GAUGE, "Published, awaiting a confirm", self.ledger.in_flight),
+            *session_samples(self._sessions, bool(session and session.ready)),
+        ]
 
     def _encoded(self, batches: LineBatches) -> Iterable[list[OutboundMessage]]:
         encode = self.encoder.encode
@@ -242,7 +271,8 @@ class Publisher:
         except LogcastError as exc:
             error = exc
         finally:
-            stop.request()  # releases a reader blocked on a full feed
+            stop.request()  # the source stops reading
+            self.feed.close()  # and a reader blocked on a full feed lets go
             self.health.down()
             self.ioloop.close()
         # The reader leaves a blocked put, and a stop-aware source its wait for input, in 0.1 s.

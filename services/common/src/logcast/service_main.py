@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from logcast import pika_internals
-from logcast.errors import ExitCode, LogcastError
+from logcast.errors import ExitCode, LogcastError, UsageError
 from logcast.logging_setup import configure_logging
+from logcast.metrics import MetricsRegistry
 from logcast.settings import SettingsT, load_settings
 from logcast.shutdown import StopSignal
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceContext:
-    """What every part of a running service shares: its name and its stop signal."""
+    """What every part of a running service shares: its name, stop signal and metrics."""
 
     service: str
     stop: StopSignal
+    metrics: MetricsRegistry = field(default_factory=lambda: MetricsRegistry("logcast"))
 
 
 def run_service(
@@ -37,7 +39,16 @@ def run_service(
         pika_internals.install()  # once per process, before the first connection
         stop = StopSignal()
         stop.install()
-        body(settings, ServiceContext(service, stop))
+        metrics = MetricsRegistry(service)
+        if settings.metrics_port:
+            try:
+                metrics.serve(settings.metrics_port)
+            except OSError as error:
+                raise UsageError(
+                    f"cannot serve metrics on port {settings.metrics_port}: "
+                    f"{error.strerror or error}"
+                ) from None
+        body(settings, ServiceContext(service, stop, metrics))
     except LogcastError as error:
         print(f"{service}: error: {error.message}", file=sys.stderr, flush=True)
         return int(error.exit_code)

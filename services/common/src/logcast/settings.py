@@ -80,6 +80,13 @@ class CommonSettings(BaseSettings):
     health_file: Path | None = Field(
         None, description="Heartbeat file kept fresh while connected (for healthchecks)"
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics on this port at /metrics (all interfaces); "
+        "unset: off",
+    )
     diagnostics_level: DiagnosticsLevel = Field(
         DiagnosticsLevel.INFO,
         description="Level of the service's own diagnostics on stderr",

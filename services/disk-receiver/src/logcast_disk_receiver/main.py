@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from logcast.consuming import Consumer
 from logcast.log_record import encode_record
+from logcast.metrics import Kind, Sample
 from logcast.service_main import ServiceContext, run_service
 from logcast.settings import ReceiverSettings
 from logcast.wire_format import ReceivedLog
@@ -74,6 +75,12 @@ def receive(settings: DiskSettings, context: ServiceContext) -> None:
         backup_count=settings.backup_count,
         fsync=settings.fsync,
         fsync_interval=settings.fsync_interval,
+    )
+    context.metrics.add(
+        lambda: [
+            Sample("rotations", Kind.COUNTER, "Files rotated at --max-bytes", file.rotations),
+            Sample("reopened", Kind.COUNTER, "Files reopened after logrotate", file.reopened),
+        ]
     )
     try:
         Consumer(settings, context, DiskSink(file)).run()

@@ -14,6 +14,7 @@ from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from logcast.errors import UndeliveredError, UsageError
 from logcast.levels import Level, level_from_text
+from logcast.metrics import Kind, Sample
 from logcast.publishing import LineBatches, Publisher, PublishReport
 from logcast.service_main import ServiceContext, run_service
 from logcast.settings import LevelSetting, PublisherSettings
@@ -99,6 +100,7 @@ def with_levels(batches: Iterable[list[str]], default: Level) -> LineBatches:
 
 def emit(settings: EmitterSettings, context: ServiceContext) -> None:
     stats = InputStats()
+    context.metrics.add(lambda: input_samples(stats))
     publisher = Publisher(settings, context, app_id=settings.app_id)
     report = publisher.run(with_levels(text_batches(settings, context, stats), settings.level))
     log_summary(report, stats, settings.stdin)
@@ -109,6 +111,14 @@ def emit(settings: EmitterSettings, context: ServiceContext) -> None:
     # Generated demo lines left over at a stop are not anybody's data; input lines are.
     if report.unsent and not settings.demo:
         raise UndeliveredError(f"{report.unsent} input lines were read but never published")
+
+
+def input_samples(stats: InputStats) -> list[Sample]:
+    return [
+        Sample("lines_read", Kind.COUNTER, "Lines read from stdin", stats.lines),
+        Sample("truncated", Kind.COUNTER, "Lines cut at --max-message-bytes", stats.truncated),
+        Sample("invalid_utf8", Kind.COUNTER, "Lines with bytes replaced", stats.invalid_utf8),
+    ]
 
 
 def log_summary(report: PublishReport, stats: InputStats, stdin: bool) -> None:

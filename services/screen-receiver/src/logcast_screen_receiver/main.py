@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from logcast.consuming import Consumer
 from logcast.errors import StorageError
 from logcast.levels import Level
+from logcast.metrics import Kind, Sample
 from logcast.service_main import ServiceContext, run_service
 from logcast.settings import LevelSetting, ReceiverSettings
 from logcast.wire_format import ReceivedLog
@@ -103,6 +104,9 @@ def receive(settings: ScreenSettings, context: ServiceContext) -> None:
     color = use_color(settings.color, os.isatty(fd), os.environ.get("NO_COLOR"))
     stop = context.stop
     sink = ScreenSink(fd, settings.format, color, settings.min_level, lambda: stop.requested)
+    context.metrics.add(
+        lambda: [Sample("hidden", Kind.COUNTER, "Below --min-level, not shown", sink.hidden)]
+    )
     Consumer(settings, context, sink).run()
 
 
