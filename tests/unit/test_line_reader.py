@@ -61,3 +61,12 @@ def test_huge_line_is_cut_without_holding_it_in_memory() -> None:
     lines = [line for batch in batches for line in batch]
     assert lines == ["y" * 1024 + f" [logcast: truncated {160 * 65536 - 1024} bytes]", "next"]
     assert stats.truncated == 1
+
+
+def test_a_line_cut_by_a_stop_is_sent_marked() -> None:
+    stats = InputStats()
+    batches = list(read_lines([b"whole\nhal"], 100, stats, stopped=lambda: True))
+    assert batches == [["whole"], ["hal [logcast: cut at stop]"]]
+    assert (stats.lines, stats.cut_at_stop) == (2, 1)
+    at_eof = list(read_lines([b"whole\nhal"], 100, InputStats()))
+    assert at_eof == [["whole"], ["hal"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 BATCH_LINES = 512
@@ -13,10 +13,15 @@ class InputStats:
     lines: int = 0
     truncated: int = 0
     invalid_utf8: int = 0
+    cut_at_stop: int = 0
 
 
 def truncation_marker(dropped: int) -> bytes:
     return f" [logcast: truncated {dropped} bytes]".encode()
+
+
+# A stop that lands mid-line: what was read of it is still sent, and says so.
+CUT_AT_STOP_MARKER = b" [logcast: cut at stop]"
 
 
 class LineSplitter:
@@ -66,9 +71,16 @@ class LineSplitter:
             self._append(view[start:])
         return lines
 
-    def finish(self) -> list[bytes]:
-        """At end of input, an unterminated last line still counts."""
-        return [self._finish_line()] if self._partial or self._dropped else []
+    def finish(self, *, stopped: bool = False) -> list[bytes]:
+        """At end of input, an unterminated last line still counts; cut short by a stop, it is
+        marked as such."""
+        if not self._partial and not self._dropped:
+            return []
+        line = self._finish_line()
+        if stopped:
+            self.stats.cut_at_stop += 1
+            line += CUT_AT_STOP_MARKER
+        return [line]
 
 
 def decode_line(raw: bytes, stats: InputStats) -> str:
@@ -80,13 +92,20 @@ def decode_line(raw: bytes, stats: InputStats) -> str:
         return raw.decode("utf-8", "replace")
 
 
-def read_lines(chunks: Iterable[bytes], max_bytes: int, stats: InputStats) -> Iterator[list[str]]:
-    """Batches of decoded lines, one batch per chunk read (so a slow pipe is sent promptly)."""
+def read_lines(
+    chunks: Iterable[bytes],
+    max_bytes: int,
+    stats: InputStats,
+    stopped: Callable[[], bool] = lambda: False,
+) -> Iterator[list[str]]:
+    """Batches of decoded lines, one batch per chunk read (so a slow pipe is sent promptly).
+
+    ``stopped`` tells, once ``chunks`` ends, whether it was a stop rather than end of input."""
     splitter = LineSplitter(max_bytes, stats)
     for chunk in chunks:
         raw_lines = splitter.feed(chunk)
         for start in range(0, len(raw_lines), BATCH_LINES):
             yield [decode_line(raw, stats) for raw in raw_lines[start : start + BATCH_LINES]]
-    tail = splitter.finish()
+    tail = splitter.finish(stopped=stopped())
     if tail:
         yield [decode_line(raw, stats) for raw in tail]

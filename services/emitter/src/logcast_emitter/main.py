@@ -84,8 +84,9 @@ def text_batches(
     settings: EmitterSettings, context: ServiceContext, stats: InputStats
 ) -> Iterable[list[str]]:
     if settings.stdin:
-        chunks = stdin_chunks(stdin_fd(), context.stop)
-        return read_lines(chunks, settings.max_message_bytes, stats)
+        stop = context.stop
+        chunks = stdin_chunks(stdin_fd(), stop)
+        return read_lines(chunks, settings.max_message_bytes, stats, lambda: stop.requested)
     if settings.demo:
         stop = context.stop
         return paced_demo(settings.rate, settings.count, stop.sleep, lambda: stop.requested)
@@ -136,6 +137,7 @@ def log_summary(report: PublishReport, stats: InputStats, stdin: bool) -> None:
         unsent=report.unsent,
         truncated=stats.truncated,
         invalid_utf8=stats.invalid_utf8,
+        cut_at_stop=stats.cut_at_stop,
     )
 
 
