@@ -431,6 +431,14 @@ class Bench:
                 self.results["P7.frozen_queue_message_bytes"] = float(queue[1])
                 self.results["P7.frozen_queue_memory_mb"] = int(queue[2]) / 2**20
                 stuck.popen.send_signal(signal.SIGCONT)
+                # Its queue kept the newest lines: once the last one is out, every gap is known.
+                last = f"request {self.n - 1:07d}".encode()
+                deadline = time.monotonic() + 120
+                while last not in stuck_out.read_bytes()[-4096:]:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the frozen receiver did not catch up")
+                    time.sleep(0.1)
+                time.sleep(2.5)  # gaps settle 2 s after they open
             self.stop(healthy, stuck)
             if frozen:
                 done = next(

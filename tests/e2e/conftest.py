@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+QUEUE_MAX_BYTES = 1024 * 1024
 
 
 def docker_available() -> bool:
@@ -44,7 +45,10 @@ class Compose:
         self.project = project
         self.env = os.environ | {
             "LOGCAST_MANAGEMENT_PORT": str(free_port()),
+            "LOGCAST_EMITTER_METRICS_PORT": str(free_port()),
             "LOGCAST_DEMO_RATE": "5",
+            # Small enough that the stuck-receiver stage hits the bound.
+            "LOGCAST_QUEUE_MAX_BYTES": str(QUEUE_MAX_BYTES),
         }
 
     def run(

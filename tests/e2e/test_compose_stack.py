@@ -9,10 +9,11 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import Compose
+from tests.e2e.conftest import QUEUE_MAX_BYTES, ROOT, Compose
 from tests.services import wait_for
 
 K = 200
+STUCK_LINES = 200_000
 SCALE = ["--scale", "screen-receiver=2", "--scale", "disk-receiver=2"]
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -82,6 +83,84 @@ def send_batch(compose: Compose, tag: str) -> list[str]:
     assert summary[0]["confirmed"] == K
     assert summary[0]["unroutable"] == 0
     return lines
+
+
+def logs_of(container: str) -> list[str]:
+    """A container's output, stdout (the product) and stderr (diagnostics) together."""
+    done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
+    return done.stdout.splitlines() + done.stderr.splitlines()
+
+
+def stuck_receiver_counts_what_it_missed(compose: Compose) -> None:
+    """Freeze one screen replica (SIGSTOP) while STUCK_LINES go out: its queue stays within
+    its byte bound, and after SIGCONT its missed count equals what it never printed."""
+    stuck, healthy = compose.container_ids("screen-receiver")
+    tag = f"stuck-{RUN_ID}"
+    emitter = subprocess.Popen(
+        ["docker", "compose", "-p", compose.project, "run", "--rm", "-T", "emitter", "--stdin"],
+        cwd=ROOT,
+        env=compose.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert emitter.stdin is not None
+    # A few lines first, so that the receiver knows this publisher before it loses anything.
+    head = [f"info: {tag}-head-{i}" for i in range(10)]
+    emitter.stdin.write(("\n".join(head) + "\n").encode())
+    emitter.stdin.flush()
+    wait_for(
+        lambda: all(head[-1] in "\n".join(logs_of(c)) for c in (stuck, healthy)),
+        60,
+        "head lines on both screen replicas",
+        1,
+    )
+    subprocess.run(["docker", "kill", "--signal", "STOP", stuck], check=True, capture_output=True)
+    try:
+        body = "".join(f"info: {tag}-{i:06d}\n" for i in range(STUCK_LINES))
+        emitter.stdin.write(body.encode())
+        emitter.stdin.close()
+        assert emitter.wait(300) == 0, (
+            emitter.stderr.read().decode()[-2000:] if emitter.stderr else ""
+        )
+        last = f"{tag}-{STUCK_LINES - 1:06d}"
+        wait_for(lambda: last in "\n".join(logs_of(healthy)), 120, "healthy got all", 1)
+        queues = compose.text(
+            "exec",
+            "-T",
+            "rabbitmq",
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "name",
+            "messages_ready",
+            "message_bytes_ready",
+            "memory",
+        )
+        sizes = [row.split("\t") for row in queues.splitlines() if row.startswith("amq.gen-")]
+        fullest = max(sizes, key=lambda row: int(row[2]))
+        print(f"e2e: frozen queue {fullest}")
+        assert 0.9 * QUEUE_MAX_BYTES < int(fullest[2]) <= QUEUE_MAX_BYTES, fullest
+    finally:
+        subprocess.run(["docker", "kill", "--signal", "CONT", stuck], check=False)
+
+    errors = emitter.stderr.read().decode() if emitter.stderr else ""
+    publisher = next(
+        json.loads(line)["publisher"] for line in errors.splitlines() if '"event": "ready"' in line
+    )
+    last = f"{tag}-{STUCK_LINES - 1:06d}"
+
+    def settled() -> tuple[int, int] | None:
+        lines = logs_of(stuck)
+        printed = sum(1 for line in lines if f"{tag}-" in line and not line.startswith("{"))
+        gaps = [json.loads(line) for line in lines if '"receiver.missed"' in line]
+        missed = sum(gap["count"] for gap in gaps if gap["publisher"] == publisher)
+        finished = any(last in line for line in lines)
+        return (printed, missed) if finished and printed + missed == 10 + STUCK_LINES else None
+
+    printed, missed = wait_for(settled, 60, "the stuck replica to print and count the rest", 1)
+    print(f"e2e: stuck replica printed {printed}, counted {missed} missed")
+    assert missed > STUCK_LINES // 2  # the bound really dropped lines
 
 
 def screen_lines_by_replica(compose: Compose) -> dict[str, str]:
@@ -176,7 +255,10 @@ def test_stack_end_to_end(compose: Compose) -> None:
     second = send_batch(compose, "second")
     wait_for(lambda: delivered_everywhere(compose, second), 60, "second batch everywhere", 1)
 
-    # 5. least privilege, probed from inside the network with each service's own secret
+    # 5. a stuck receiver: its bounded queue drops its oldest lines, it counts them exactly
+    stuck_receiver_counts_what_it_missed(compose)
+
+    # 6. least privilege, probed from inside the network with each service's own secret
     emitter_probe = json.loads(
         compose.text(
             "run", "--rm", "-T", "--entrypoint", "python", "emitter", "-c", PROBE, "emitter"
@@ -202,7 +284,7 @@ def test_stack_end_to_end(compose: Compose) -> None:
     assert receiver_probe["declare_queue"] == "allowed"
     assert "probe from screen-receiver" not in compose.text("logs", "screen-receiver")
 
-    # 6. stop: every service exits 0 within its grace period
+    # 7. stop: every service exits 0 within its grace period
     services = [
         cid
         for name in ("emitter", "screen-receiver", "disk-receiver")

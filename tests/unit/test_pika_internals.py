@@ -18,6 +18,7 @@ from logcast.levels import Level
 from logcast.logging_setup import configure_logging
 from logcast.pika_internals import coalesced_writes, shape_check
 from logcast.pika_internals.coalesced_writes import coalesce
+from logcast.pika_internals.fast_properties import decode_properties
 from logcast.pika_internals.fast_publish import FramePublisher
 from logcast.pika_internals.tolerant_headers import tolerant_decode_value
 from logcast.wire_format import MessageEncoder
@@ -131,3 +132,16 @@ def test_frame_publisher_writes_pikas_frames(
     assert connection.written == [b"".join(expected)]
     assert connection.bytes_sent == len(b"".join(expected))
     assert connection.frames_sent == len(expected)
+
+
+def test_fast_properties_match_pika_on_raw_header_bytes() -> None:
+    """A foreign publisher's header key and long string that are not UTF-8 stay bytes, as in
+    pika; a kind we don't decode inline (a float) goes through pika's own decoder."""
+    table = b"\x02k\xff" + b"S" + (3).to_bytes(4, "big") + b"v\xfe\x01" + b"\x01f" + b"d" + bytes(8)
+    flags = spec.BasicProperties.FLAG_HEADERS | spec.BasicProperties.FLAG_TIMESTAMP
+    encoded = flags.to_bytes(2, "big") + len(table).to_bytes(4, "big") + table + bytes(8)
+    ours = decode_properties(encoded)
+    theirs = spec.BasicProperties()
+    theirs.decode(encoded)
+    assert vars(ours) == vars(theirs)
+    assert ours.headers == {b"k\xff": b"v\xfe\x01", "f": 0}

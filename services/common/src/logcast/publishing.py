@@ -119,6 +119,7 @@ class PublisherSession(AmqpSession):
         self.ledger = publisher.ledger
         self.feed = publisher.feed
         self.health = publisher.health
+        self.publisher_id = publisher.encoder.publisher_id
         self._clock = clock
         self._drain_deadline: float | None = None
         self._publish: Callable[[bytes, Any], None] = lambda _body, _properties: None
@@ -138,7 +139,12 @@ class PublisherSession(AmqpSession):
     def _on_confirm_mode(self, _frame: Any) -> None:
         self.ready = True
         self.health.up("connected")
-        self.log.info("ready", exchange=self.settings.exchange, resend=self.ledger.pending)
+        self.log.info(
+            "ready",
+            exchange=self.settings.exchange,
+            publisher=self.publisher_id,
+            resend=self.ledger.pending,
+        )
         self.pump()
 
     def pump(self) -> None:

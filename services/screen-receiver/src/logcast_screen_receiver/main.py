@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import sys
 from collections.abc import Callable
 
@@ -11,7 +10,6 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from logcast.consuming import Consumer
-from logcast.errors import StorageError
 from logcast.levels import Level
 from logcast.metrics import Kind, Sample
 from logcast.service_main import ServiceContext, run_service
@@ -24,6 +22,7 @@ from logcast_screen_receiver.line_format import (
     format_text,
     use_color,
 )
+from logcast_screen_receiver.stdout_writer import StdoutWriter
 
 SERVICE = "screen-receiver"
 
@@ -40,17 +39,8 @@ class ScreenSettings(ReceiverSettings):
     format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
 
 
-# A write never blocks longer than this without looking at the stop flag.
-_WRITE_WAIT_SECONDS = 0.1
-_PIPE_BUF = 4096  # a write this small to a pipe select() calls writable does not block
-
-
 class ScreenSink:
-    """Buffers lines and writes them in one go per batch of deliveries.
-
-    Writes wait for stdout in short steps, so that a reader who stopped reading (a full pipe)
-    cannot keep SIGTERM from ending the process.
-    """
+    """Buffers lines and writes them in one go per batch of deliveries (see StdoutWriter)."""
 
     def __init__(
         self,
@@ -60,8 +50,7 @@ class ScreenSink:
         min_level: Level,
         stopped: Callable[[], bool],
     ) -> None:
-        self.fd = fd
-        self.stopped = stopped
+        self.out = StdoutWriter(fd, stopped)
         self.fmt = fmt
         self.color = color
         self.min_rank = min_level.rank
@@ -80,20 +69,9 @@ class ScreenSink:
     def flush(self) -> None:
         if not self._buffer:
             return
-        data = memoryview("".join(self._buffer).encode("utf-8"))
+        data = "".join(self._buffer).encode("utf-8")
         self._buffer.clear()
-        try:
-            while data:
-                _, writable, _ = select.select([], [self.fd], [], _WRITE_WAIT_SECONDS)
-                if not writable:
-                    if self.stopped():
-                        raise StorageError(
-                            f"stdout is not being read; stopped with {len(data)} bytes unwritten"
-                        )
-                    continue
-                data = data[os.write(self.fd, data[:_PIPE_BUF]) :]
-        except OSError as error:
-            raise StorageError(f"cannot write to stdout: {error.strerror or error}") from None
+        self.out.write(data)
 
     def tick(self) -> None:
         """Nothing waits on a timer: every batch is flushed before it is acked."""

@@ -10,8 +10,10 @@ Tested against the pika series pinned in pyproject (``pika~=1.4.4``). What each 
   and reads the transport's ``_tx_buffers`` deque.
 - ``fast_delivery``: replaces a connection's ``_on_data_available``, reads and writes its
   ``_frame_buffer``, calls ``_process_frame``, counts ``bytes_received``/``frames_received``, and
-  raises the transport's ``_MAX_RECV_BYTES``. Uses ``pika.frame.decode_frame`` and the spec
-  classes' ``decode``.
+  raises the transport's ``_MAX_RECV_BYTES``. Uses ``pika.frame.decode_frame``.
+- ``fast_properties``: decodes content-header properties in ``spec.BasicProperties``' wire
+  order (its ``FLAG_*`` constants and attribute names), handing unusual header values to
+  ``pika.data.decode_value``.
 - ``fast_publish``: writes a message's frames through the connection's ``_adapter_emit_data``
   (the transport's ``write``), keeping its ``bytes_sent``/``frames_sent`` counters, and reads
   ``_body_max_length`` (frame_max less the frame overhead, set at connection tune).

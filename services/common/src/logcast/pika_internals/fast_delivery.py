@@ -19,6 +19,8 @@ from typing import Any
 
 from pika import frame, spec
 
+from logcast.pika_internals.fast_properties import decode_properties
+
 _FRAME_HEADER = struct.Struct(">BHI")
 _METHOD_ID = struct.Struct(">I")
 _CONTENT_HEADER = struct.Struct(">HHQ")
@@ -103,9 +105,8 @@ def _parse(buf: Buffer, pos: int, channel: int) -> tuple[int, Delivery | None]:
         remaining -= body[1] - body[0]
         pos_next = body[1] + 1
     method = _decode_deliver(buf, start + 4)
-    properties = spec.BasicProperties()
     with memoryview(buf) as view:  # one copy of each piece, and no view outlives this block
-        properties.decode(bytes(view[header_start + 12 : header_end]))
+        properties = decode_properties(bytes(view[header_start + 12 : header_end]))
         content = b"".join(view[a:b] for a, b in spans)
     return pos_next - pos, (method, properties, content)
 
