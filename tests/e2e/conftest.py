@@ -49,6 +49,9 @@ class Compose:
             "LOGCAST_DEMO_RATE": "5",
             # Small enough that the stuck-receiver stage hits the bound.
             "LOGCAST_QUEUE_MAX_BYTES": str(QUEUE_MAX_BYTES),
+            # A frozen receiver sends no heartbeats: with the default 30 s the broker would close
+            # its connection (and delete its queue) if the stuck-receiver stage ran long.
+            "LOGCAST_HEARTBEAT": "600",
         }
 
     def run(
