@@ -52,6 +52,10 @@ class Compose:
             # A frozen receiver sends no heartbeats: with the default 30 s the broker would close
             # its connection (and delete its queue) if the stuck-receiver stage ran long.
             "LOGCAST_HEARTBEAT": "600",
+            # A frozen receiver does not read its socket: with 4000 deliveries in flight the
+            # broker's writes to it block and it drops the connection, queue and all. With few
+            # in flight the socket buffers absorb them and the queue's bound is what holds.
+            "LOGCAST_PREFETCH": "100",
         }
 
     def run(
