@@ -200,7 +200,26 @@ class FakeBroker:
         return [event for event in self.events if event[0] in names]
 
 
-class FakeConnection:
+class _States:
+    """pika's is_open / is_closing / is_closed, read off ``state`` (the fake channels close
+    at once, so they never report closing)."""
+
+    state: str
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+    @property
+    def is_closing(self) -> bool:
+        return self.state == "closing"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state == "closed"
+
+
+class FakeConnection(_States):
     def __init__(
         self,
         broker: FakeBroker,
@@ -222,18 +241,6 @@ class FakeConnection:
         self.opened = False
         self.channels: list[FakeChannel] = []
         self.close_reason: BaseException | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.state == "open"
-
-    @property
-    def is_closing(self) -> bool:
-        return self.state == "closing"
-
-    @property
-    def is_closed(self) -> bool:
-        return self.state == "closed"
 
     # ---- what pika offers --------------------------------------------------------------------
     def channel(
@@ -303,7 +310,7 @@ _REPLIES: dict[str, Callable[[], Any]] = {
 }
 
 
-class FakeChannel:
+class FakeChannel(_States):
     def __init__(self, connection: FakeConnection, number: int, on_open: Callback) -> None:
         self.connection = connection
         self.events = connection.events
@@ -325,18 +332,6 @@ class FakeChannel:
         self._unconfirmed: dict[int, bytes] = {}
         self.confirmed: list[bytes] = []  # bodies, in the order the broker confirmed them
         self.close_reason: BaseException | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.state == "open"
-
-    @property
-    def is_closing(self) -> bool:
-        return False  # the fakes close channels at once
-
-    @property
-    def is_closed(self) -> bool:
-        return self.state == "closed"
 
     def _call(self, name: str, *details: Any, callback: Callback | None = None) -> None:
         """Record one call; like pika, refuse it on a channel that is not open."""

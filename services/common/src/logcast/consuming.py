@@ -63,7 +63,6 @@ class ConsumerSession(AmqpSession):
         self._consumer = consumer
         self._fast_decode = consumer.settings.fast_decode and pika_internals.enabled()
         self.queue: str | None = None
-        self.received = 0
         self._consumer_tag: str | None = None
         self._last_tag = 0
         self._unacked = 0
@@ -146,7 +145,6 @@ class ConsumerSession(AmqpSession):
             self.log.exception("receiver.bug", delivery_tag=method.delivery_tag)
             self.fail(InternalError("unexpected error while handling a message (see log)"))
             return
-        self.received += 1
         self._last_tag = method.delivery_tag
         self._unacked += 1
         if self._unacked >= self._ack_every:
@@ -176,7 +174,7 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
 
     def on_stop_requested(self) -> None:
-        self.log.info("stopping", queue=self.queue, received=self.received)
+        self.log.info("stopping", queue=self.queue, received=self.counts.received)
         channel = self.channel
         if channel is not None and channel.is_open and self._consumer_tag in channel.consumer_tags:
             channel.basic_cancel(self._consumer_tag, callback=self._on_cancelled)

@@ -28,7 +28,6 @@ from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_publish import FramePublisher
 from logcast.service_main import ServiceContext
 from logcast.settings import PublisherSettings
-from logcast.shutdown import StopSignal
 from logcast.wire_format import MessageEncoder, OutboundMessage
 
 DRAIN_SECONDS = 1.5
@@ -49,10 +48,9 @@ class PublishReport:
 class MessageFeed:
     """Hands batches from a reader thread (stdin, demo) to the I/O loop, with back-pressure."""
 
-    def __init__(self, stop: StopSignal, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None]) -> None:
         # None marks the end of input.
         self._queue: queue.Queue[list[OutboundMessage] | None] = queue.Queue(maxsize=_FEED_BATCHES)
-        self._stop = stop
         self._wake = wake
         self._closed = False  # publishing has ended: nothing more can be handed over
         self.exhausted = False
@@ -215,7 +213,7 @@ class Publisher:
             host or socket.gethostname(), app_id, preencoded=pika_internals.enabled()
         )
         self.ledger: ConfirmLedger[OutboundMessage] = ConfirmLedger(settings.confirm_window)
-        self.feed = MessageFeed(context.stop, self.wake)
+        self.feed = MessageFeed(self.wake)
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
         self._connect = connect
