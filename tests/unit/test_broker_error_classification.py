@@ -233,6 +233,24 @@ def test_a_channel_closed_by_the_broker_for_another_reason_reconnects(
     assert rig.broker.connections[0].is_closed
 
 
+def test_sessions_that_keep_dropping_right_after_set_up_back_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker that closes every session just after it got ready (a policy deleting queues,
+    say) must not cause a tight reconnect loop: from the second such loss in a row, wait."""
+    rig = Rig(monkeypatch)
+
+    def lose_it() -> None:
+        bring_up_consumer(rig.broker.latest)
+        rig.broker.latest.terminate(pika.exceptions.StreamLostError("reset"))
+
+    rig.loop.scripts.extend([lose_it, lose_it, lose_it, lose_it, rig.ends_cleanly])
+    rig.run()
+
+    assert len(rig.broker.connections) == 5
+    assert rig.stop.sleeps == [0.2, 0.4, 0.8]  # none after the first, then doubling
+
+
 # ---- unreachable: backoff until retry_timeout --------------------------------------------------
 @pytest.mark.parametrize(
     "error",
