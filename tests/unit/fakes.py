@@ -295,8 +295,8 @@ class FakeConnection(_States):
 
     @property
     def channel_(self) -> FakeChannel:
-        """The connection's one channel."""
-        assert len(self.channels) == 1, f"{len(self.channels)} channels"
+        """The session's channel: the first one (others are throwaway probes)."""
+        assert self.channels, "no channel"
         return self.channels[0]
 
 
@@ -345,6 +345,12 @@ class FakeChannel(_States):
     # ---- what pika offers --------------------------------------------------------------------
     def add_on_close_callback(self, callback: Callback) -> None:
         self.close_callbacks.append(callback)
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        self.events.append(("channel.close", self.channel_number))
+        if not self.is_open:
+            raise pika.exceptions.ChannelWrongStateError(f"close() on a {self.state} channel")
+        self.closed_by(pika.exceptions.ChannelClosedByClient(reply_code, reply_text))
 
     def add_on_cancel_callback(self, callback: Callback) -> None:
         self.cancel_callbacks.append(callback)
@@ -530,9 +536,25 @@ def bring_up_consumer(connection: FakeConnection, exchange: str = "logs") -> Fak
     return channel
 
 
-def bring_up_publisher(connection: FakeConnection) -> FakeChannel:
-    """Answer a PublisherSession's set-up until confirm mode is on; returns the channel."""
+def bring_up_publisher(connection: FakeConnection, *, history: int | None = None) -> FakeChannel:
+    """Answer a PublisherSession's set-up until confirm mode is on; returns the channel.
+
+    The history stream's binding is answered on its own channel: bound, or closed with the
+    reply code ``history`` (404: no stream)."""
     channel = open_channel(connection)
     channel.reply("exchange_declare")
+    answer_history_bind(connection, history)
     channel.reply("confirm_delivery")
     return channel
+
+
+def answer_history_bind(connection: FakeConnection, code: int | None = None) -> FakeChannel:
+    probe = connection.channels[-1]
+    assert probe is not connection.channels[0], "the session did not bind the history stream"
+    probe.open()
+    assert probe.events[-1][:3] == ("queue_bind", "logs.history", "logs"), probe.events[-1]
+    if code is None:
+        probe.reply("queue_bind")
+    else:
+        probe.close_by_broker(code, "refused" if code == 403 else "NOT_FOUND")
+    return probe

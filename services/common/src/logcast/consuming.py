@@ -1,13 +1,17 @@
 """The receivers' side: one long-lived Consumer, and a ConsumerSession per connection.
 
-Each session declares a fresh exclusive server-named queue (bounded in bytes, dropping its
-oldest lines when full), binds it, and acks in batches once the sink has flushed what it
-received. The Consumer's SequenceTracker counts what was missed across queues and reconnects.
+Live mode (the tutorial's): each session declares a fresh exclusive server-named queue (bounded
+in bytes, dropping its oldest lines when full) and binds it. History mode (``--since``,
+``--resume``): each session reads the history stream from the consumer's HistoryCursor. Either
+way it acks in batches once the sink has flushed what it received, and never rejects (a stream
+closes the connection on a reject). The Consumer's SequenceTracker counts what was missed across
+queues and reconnects, and drops the duplicates a publisher's resend puts in a stream.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +23,7 @@ from logcast import pika_internals
 from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
 from logcast.health import HealthBeacon
+from logcast.history_stream import OFFSET_HEADER, HistoryCursor
 from logcast.loss_accounting import Gap, SequenceTracker
 from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
@@ -60,6 +65,7 @@ class ConsumerSession(AmqpSession):
         self.health = consumer.health
         self.tracker = consumer.tracker
         self.counts = consumer.counts
+        self.cursor = consumer.cursor
         self._consumer = consumer
         self._fast_decode = consumer.settings.fast_decode and pika_internals.enabled()
         self.queue: str | None = None
@@ -68,6 +74,7 @@ class ConsumerSession(AmqpSession):
         self._unacked = 0
         self._flush_scheduled = False
         self._next_rebind = 0.0
+        self._tail_probe: Any = None
         # Ack well before the prefetch window is exhausted so the broker never stalls.
         self._ack_every = max(1, consumer.settings.prefetch // 2)
 
@@ -78,6 +85,9 @@ class ConsumerSession(AmqpSession):
         )
 
     def _on_qos(self, _frame: Any) -> None:
+        if self.cursor is not None:
+            self._find_stream(self.cursor)
+            return
         arguments: dict[str, Any] = {}
         if self.receiver_settings.queue_max_bytes:
             # A stuck or slow receiver loses its own oldest lines, never the broker's memory.
@@ -94,8 +104,77 @@ class ConsumerSession(AmqpSession):
         )
 
     def _on_bound(self, _frame: Any) -> None:
+        self._start_consuming({})
+
+    # ---- history mode ----------------------------------------------------------------------
+    def _find_stream(self, cursor: HistoryCursor) -> None:
+        """Look the stream up on a throwaway channel: a missing queue closes the channel."""
+        found: list[bool] = []
+
+        def on_open(probe: Any) -> None:
+            def on_declare_ok(_frame: Any) -> None:
+                found.append(True)
+                probe.close()
+
+            probe.add_on_close_callback(on_closed)
+            probe.queue_declare(cursor.queue, passive=True, callback=on_declare_ok)
+
+        def on_closed(_probe: Any, reason: Any) -> None:
+            if self.channel is None or self._closing:
+                return
+            if found:
+                self.queue = cursor.queue
+                self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
+            elif getattr(reason, "reply_code", None) == 404:
+                self._declare_stream(cursor)
+            else:
+                self.restart(f"cannot look up {cursor.queue}: {reason}")
+
+        self.connection.channel(on_open_callback=on_open)
+
+    def _declare_stream(self, cursor: HistoryCursor) -> None:
+        """No definitions made it (outside compose): declare it, and bind it, since we made it."""
+
+        def on_bound(_frame: Any) -> None:
+            self.log.info("history.declared", queue=cursor.queue, arguments=cursor.declare)
+            self.queue = cursor.queue
+            self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
+
+        self.channel.queue_declare(
+            cursor.queue,
+            durable=True,
+            arguments=cursor.declare,
+            callback=lambda _frame: self.channel.queue_bind(
+                cursor.queue, self.settings.exchange, callback=on_bound
+            ),
+        )
+
+    def _sample_tail(self, cursor: HistoryCursor) -> None:
+        """Read one delivery from the stream's last chunk on a throwaway channel: about where
+        the stream ends, for the lag. Closing the channel lets go of it (no reject)."""
+
+        def on_open(probe: Any) -> None:
+            self._tail_probe = probe
+            probe.add_on_close_callback(lambda _probe, _reason: setattr(self, "_tail_probe", None))
+            probe.basic_qos(prefetch_count=1)
+            probe.basic_consume(
+                cursor.queue, on_delivery, arguments={OFFSET_HEADER: "last"}, auto_ack=False
+            )
+            # An empty stream delivers nothing: give up on this sample.
+            self.ioloop.call_later(2.0, lambda: probe.is_open and probe.close())
+
+        def on_delivery(probe: Any, _method: Any, properties: Any, _body: bytes) -> None:
+            offset = (properties.headers or {}).get(OFFSET_HEADER)
+            if isinstance(offset, int):
+                cursor.tail = offset
+            if probe.is_open:
+                probe.close()
+
+        self.connection.channel(on_open_callback=on_open)
+
+    def _start_consuming(self, arguments: dict[str, Any]) -> None:
         self._consumer_tag = self.channel.basic_consume(
-            self.queue, self._on_message, auto_ack=False
+            self.queue, self._on_message, auto_ack=False, arguments=arguments
         )
         if self._fast_decode:
             channel = self.channel
@@ -110,7 +189,15 @@ class ConsumerSession(AmqpSession):
         self.ready = True
         self._next_rebind = time.monotonic() + REBIND_SECONDS
         self.health.up(self.queue or "")
-        self.log.info("ready", queue=self.queue, exchange=self.settings.exchange)
+        attach = arguments.get(OFFSET_HEADER)
+        if isinstance(attach, datetime):
+            attach = attach.isoformat()
+        self.log.info(
+            "ready",
+            queue=self.queue,
+            exchange=self.settings.exchange,
+            **({} if attach is None else {"attach": attach}),
+        )
 
     def _on_backlog_sampled(self, frame: Any) -> None:
         self.counts.backlog = frame.method.message_count
@@ -130,9 +217,19 @@ class ConsumerSession(AmqpSession):
         if self._fatal is not None:
             return  # failing: nothing more is written or acked
         try:
-            log = decode_delivery(properties, body, time.time_ns() // 1_000_000)
+            cursor = self.cursor
+            offset = None
+            if cursor is not None:
+                offset = _stream_offset(properties)
+                if cursor.position is not None and offset <= cursor.position:
+                    offset = None  # delivered before (cannot happen on an offset attach)
+                else:
+                    cursor.position = offset
+            log = decode_delivery(properties, body, time.time_ns() // 1_000_000, offset=offset)
             self.counts.received += 1
-            if log.publisher is not None and not self._is_new(log.publisher, log.seq or 0):
+            if cursor is not None and (offset is None or _before(log.sent_ms, cursor.since_ms)):
+                cursor.skipped += 1
+            elif log.publisher is not None and not self._is_new(log.publisher, log.seq or 0):
                 self.counts.duplicates += 1
             else:
                 self.sink.write(log)
@@ -193,10 +290,16 @@ class ConsumerSession(AmqpSession):
             self.health.beat()
             if now >= self._next_rebind and not self._closing and self.channel is not None:
                 self._next_rebind = now + REBIND_SECONDS
-                self.channel.queue_bind(queue=self.queue, exchange=self.settings.exchange)
-                self.channel.queue_declare(
-                    queue=self.queue, passive=True, callback=self._on_backlog_sampled
-                )
+                if self.cursor is None:
+                    self.channel.queue_bind(queue=self.queue, exchange=self.settings.exchange)
+                    self.channel.queue_declare(
+                        queue=self.queue, passive=True, callback=self._on_backlog_sampled
+                    )
+                elif self._tail_probe is None:
+                    self._sample_tail(self.cursor)
+        self._tick_sink(now)
+
+    def _tick_sink(self, now: float) -> None:
         gaps = self.tracker.settle_due(now)
         if gaps:
             self._consumer.report(gaps)
@@ -218,8 +321,21 @@ class ConsumerSession(AmqpSession):
             self.log.warning("amqp.unbound", queue=self.queue)
 
 
+def _stream_offset(properties: Any) -> int:
+    headers = properties.headers
+    offset = headers.get(OFFSET_HEADER) if isinstance(headers, dict) else None
+    if not isinstance(offset, int):
+        raise InternalError(f"a stream delivery came without {OFFSET_HEADER}")
+    return offset
+
+
+def _before(sent_ms: int | None, since_ms: int | None) -> bool:
+    return since_ms is not None and sent_ms is not None and sent_ms < since_ms
+
+
 class Consumer:
-    """Consumes into a sink until stopped, with a fresh queue after every reconnect."""
+    """Consumes into a sink until stopped: a fresh live queue after every reconnect, or the
+    history stream from where the cursor is."""
 
     def __init__(
         self,
@@ -227,11 +343,13 @@ class Consumer:
         context: ServiceContext,
         sink: LogSink,
         *,
+        cursor: HistoryCursor | None = None,
         connect: Connect = pika.SelectConnection,
     ) -> None:
         self.settings = settings
         self.context = context
         self.sink = sink
+        self.cursor = cursor
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
         self.tracker = SequenceTracker()
@@ -272,6 +390,32 @@ class Consumer:
                 counts.backlog,
             ),
             *session_samples(self._sessions, bool(session and session.ready)),
+            *self._history_samples(),
+        ]
+
+    def _history_samples(self) -> list[Sample]:
+        cursor = self.cursor
+        if cursor is None:
+            return []
+        return [
+            Sample(
+                "history_position",
+                Kind.GAUGE,
+                "Stream offset of the last delivery handed to the output (-1: none yet)",
+                -1 if cursor.position is None else cursor.position,
+            ),
+            Sample(
+                "history_lag",
+                Kind.GAUGE,
+                "Stream offsets from the position to the stream's last chunk (sampled every 5 s)",
+                cursor.lag,
+            ),
+            Sample(
+                "history_skipped",
+                Kind.COUNTER,
+                "Stream deliveries before the start time, acked and not written",
+                cursor.skipped,
+            ),
         ]
 
     def run(self) -> None:
@@ -282,8 +426,10 @@ class Consumer:
             self.ioloop.close()
             self.report(self.tracker.settle_due(float("inf")))
             loss = self.tracker.counts
+            history = {} if self.cursor is None else {"position": self.cursor.position}
             structlog.get_logger().info(
                 "receiver.done",
+                **history,
                 received=self.counts.received,
                 written=self.counts.written,
                 duplicates=self.counts.duplicates,

@@ -23,6 +23,7 @@ def encode_record(log: ReceivedLog) -> bytes:
     Fields are written in a fixed order; every string goes through json's own C string encoder,
     except base64, which has nothing to escape. A body that is not UTF-8 is stored once, as
     ``"text": null`` and its exact bytes in ``body_base64`` (4/3 of its size on disk).
+    A logcast publisher's id and number follow, and the stream offset when read from history.
     """
     sent = "null" if log.sent_ms is None else f'"{iso_ms(log.sent_ms)}"'
     parts = [
@@ -44,6 +45,11 @@ def encode_record(log: ReceivedLog) -> bytes:
     else:
         # Not as text too: each bad byte would cost 6 bytes as an escaped U+FFFD.
         parts += [',"text":null,"body_base64":"', base64.b64encode(log.body).decode("ascii"), '"']
+    if log.publisher is not None:
+        # What a resumed archive reads back to drop a publisher's resends (see resume_point).
+        parts += [',"publisher":', _json_string(log.publisher), ',"seq":', str(log.seq)]
+    if log.offset is not None:
+        parts += [',"offset":', str(log.offset)]
     parts.append("}\n")
     return "".join(parts).encode("ascii")
 

@@ -104,6 +104,15 @@ class SequenceTracker:
             gaps = self._settle(publisher, track, keep=self.reorder_window)
         return True, gaps
 
+    def resume_after(self, publisher: str, seq: int) -> None:
+        """Treat every number of ``publisher`` up to ``seq`` as seen (read back from an archive):
+        a resend of one of them is a duplicate, and nothing before it is counted as missed."""
+        track = self._tracks.get(publisher)
+        if track is None or (track.expected <= seq and not track.ahead):
+            self._tracks[publisher] = _Track(start=0, expected=seq + 1)
+            if len(self._tracks) > self.max_publishers:
+                self._tracks.popitem(last=False)
+
     def settle_due(self, now: float) -> list[Gap]:
         """Count as missed every gap that has waited ``reorder_seconds``; call it periodically."""
         gaps: list[Gap] = []

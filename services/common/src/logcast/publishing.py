@@ -23,6 +23,7 @@ from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.confirm_ledger import ConfirmLedger, PublishCounts
 from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
+from logcast.history_stream import bind_history, history_queue
 from logcast.levels import Level
 from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_publish import FramePublisher
@@ -121,8 +122,26 @@ class PublisherSession(AmqpSession):
         self._clock = clock
         self._drain_deadline: float | None = None
         self._publish: Callable[[bytes, Any], None] = lambda _body, _properties: None
+        self._history = "unknown"
 
     def on_exchange_ready(self) -> None:
+        # The exchange is transient: after a broker restart it comes back without the history
+        # stream's binding, and what we published before binding it again would be confirmed
+        # yet never reach the history. So it is bound first, every session.
+        bind_history(self.connection, self.settings.exchange, self._on_history_bound)
+
+    def _on_history_bound(self, outcome: str) -> None:
+        if self._closing or self.channel is None or not self.channel.is_open:
+            return
+        self._history = outcome
+        if outcome in ("refused", "failed"):
+            self.log.warning(
+                "history.not_bound",
+                queue=history_queue(self.settings.exchange),
+                outcome=outcome,
+                hint="lines reach live receivers but not the history stream; the emitter "
+                "needs write on the stream and read on the exchange",
+            )
         channel = self.channel
         exchange = self.settings.exchange
         if pika_internals.enabled():
@@ -142,6 +161,7 @@ class PublisherSession(AmqpSession):
             exchange=self.settings.exchange,
             publisher=self.publisher_id,
             resend=self.ledger.pending,
+            history=self._history,
         )
         self.pump()
 

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from logcast.errors import UsageError
+from logcast.history_stream import MAX_AGE_PATTERN
 from logcast.levels import Level
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -126,6 +127,18 @@ class ReceiverSettings(CommonSettings):
     fast_decode: bool = Field(
         True,
         description="Decode deliveries straight from the socket buffer (off: plain pika decoding)",
+    )
+    history_max_age: str = Field(
+        "24h",
+        pattern=MAX_AGE_PATTERN,
+        description="Retention by age of the history stream <exchange>.history (Y, M, D, h, m, "
+        "s), used only if this receiver has to declare it (compose's definitions do)",
+    )
+    history_max_bytes: int = Field(
+        1024**3,
+        ge=1,
+        description="Retention by size of the history stream, used only if this receiver has "
+        "to declare it",
     )
 
 

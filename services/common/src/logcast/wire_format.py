@@ -195,6 +195,7 @@ class ReceivedLog:
     received_ms: int
     publisher: str | None = None  # with seq: set only by logcast publishers
     seq: int | None = None
+    offset: int | None = None  # position in the history stream (set by the broker), if read there
 
 
 def _as_text(value: object) -> str | None:
@@ -234,8 +235,13 @@ def _sequence(headers: dict[str, Any]) -> tuple[str | None, int | None]:
     return publisher, seq
 
 
-def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: int) -> ReceivedLog:
-    """Never raises on foreign or hostile input: missing or odd fields fall back to defaults."""
+def decode_delivery(
+    properties: DeliveryProperties, body: bytes, received_ms: int, *, offset: int | None = None
+) -> ReceivedLog:
+    """Never raises on foreign or hostile input: missing or odd fields fall back to defaults.
+
+    ``offset`` comes from the caller, which knows it read a stream: in a live queue a publisher
+    could set the stream's header itself."""
     try:
         text = body.decode("utf-8")
         body_is_utf8 = True
@@ -257,4 +263,5 @@ def decode_delivery(properties: DeliveryProperties, body: bytes, received_ms: in
         received_ms=received_ms,
         publisher=publisher,
         seq=seq,
+        offset=offset,
     )

@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import SettingsConfigDict
 
 from logcast.consuming import Consumer
+from logcast.history_stream import (
+    HistoryCursor,
+    check_since,
+    declare_arguments,
+    history_queue,
+    since_start,
+)
 from logcast.levels import Level
 from logcast.metrics import Kind, Sample
 from logcast.service_main import ServiceContext, run_service
@@ -37,6 +46,11 @@ class ScreenSettings(ReceiverSettings):
         ColorMode.AUTO, description="Colour levels: auto = on a terminal unless NO_COLOR is set"
     )
     format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
+    since: Annotated[str | None, AfterValidator(lambda v: v and check_since(v))] = Field(
+        None,
+        description="Replay the history stream from then and keep following it: a duration "
+        "(15m, 2h, 1d), an ISO time, or all; unset: live lines only",
+    )
 
 
 class ScreenSink:
@@ -85,7 +99,16 @@ def receive(settings: ScreenSettings, context: ServiceContext) -> None:
     context.metrics.add(
         lambda: [Sample("hidden", Kind.COUNTER, "Below --min-level, not shown", sink.hidden)]
     )
-    Consumer(settings, context, sink).run()
+    cursor = None
+    if settings.since is not None:
+        start, since_ms = since_start(settings.since, datetime.now(UTC))
+        cursor = HistoryCursor(
+            queue=history_queue(settings.exchange),
+            start=start,
+            since_ms=since_ms,
+            declare=declare_arguments(settings.history_max_age, settings.history_max_bytes),
+        )
+    Consumer(settings, context, sink, cursor=cursor).run()
 
 
 def main(argv: list[str] | None = None) -> int:
