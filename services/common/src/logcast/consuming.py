@@ -11,8 +11,8 @@ queues and reconnects, and drops the duplicates a publisher's resend puts in a s
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import pika
