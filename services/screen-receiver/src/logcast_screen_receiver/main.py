@@ -46,7 +46,7 @@ class ScreenSettings(ReceiverSettings):
         ColorMode.AUTO, description="Colour levels: auto = on a terminal unless NO_COLOR is set"
     )
     format: OutputFormat = Field(OutputFormat.TEXT, description="Output line format")
-    since: Annotated[str | None, AfterValidator(lambda v: v and check_since(v))] = Field(
+    since: Annotated[str | None, AfterValidator(lambda v: check_since(v) if v else None)] = Field(
         None,
         description="Replay the history stream from then and keep following it: a duration "
         "(15m, 2h, 1d), an ISO time, or all; unset: live lines only",
