@@ -37,20 +37,29 @@ def service_env(broker: Broker, exchange: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def start_service(
-    tmp_path: Path, service_env: dict[str, str]
-) -> Iterator[Callable[..., ServiceProcess]]:
-    started: list[ServiceProcess] = []
+class ServiceStarter:
+    """Starts services for one test; every one is closed when the test ends."""
 
-    def start(name: str, *args: str, stdin: bool = False, **env: str) -> ServiceProcess:
-        process = ServiceProcess(name, list(args), service_env | env, tmp_path, stdin=stdin)
-        started.append(process)
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.env = env
+        self.started: list[ServiceProcess] = []
+
+    def __call__(self, name: str, *args: str, stdin: bool = False, **env: str) -> ServiceProcess:
+        process = ServiceProcess(name, list(args), self.env | env, self.tmp_path, stdin=stdin)
+        self.started.append(process)
         return process
 
-    yield start
-    for process in started:
-        process.close()
+    def close_all(self) -> None:
+        for process in self.started:
+            process.close()
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, service_env: dict[str, str]) -> Iterator[ServiceStarter]:
+    starter = ServiceStarter(tmp_path, service_env)
+    yield starter
+    starter.close_all()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from logcast import pika_internals
 from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
 from logcast.errors import InternalError, LogcastError
 from logcast.health import HealthBeacon
-from logcast.history_stream import OFFSET_HEADER, HistoryCursor
+from logcast.history_stream import OFFSET_HEADER, HistoryCursor, missing_queue
 from logcast.loss_accounting import Gap, SequenceTracker
 from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
@@ -125,7 +125,7 @@ class ConsumerSession(AmqpSession):
             if found:
                 self.queue = cursor.queue
                 self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
-            elif getattr(reason, "reply_code", None) == 404:
+            elif missing_queue(reason):
                 self._declare_stream(cursor)
             else:
                 self.restart(f"cannot look up {cursor.queue}: {reason}")

@@ -122,10 +122,19 @@ class HistoryCursor:
         return max(0, self.tail - (self.position if self.position is not None else -1))
 
 
+def missing_queue(reason: Any) -> bool:
+    """A 404 for a queue that does not exist, rather than one whose node is down or still
+    starting (after a broker restart a stream answers 404 for a moment; that is not absence)."""
+    return getattr(reason, "reply_code", 0) == 404 and "no queue" in str(
+        getattr(reason, "reply_text", "")
+    )
+
+
 def bind_history(connection: Any, exchange: str, on_done: Callable[[str], None]) -> None:
     """Bind ``<exchange>.history`` to the exchange on a throwaway channel, since an error closes
     the channel it happens on. ``on_done`` gets "bound", "absent" (no stream: nothing to do),
-    "refused" (this user may not bind it) or "failed" (the connection went, say)."""
+    "unavailable" (it exists but its node is down or starting: try again), "refused" (this user
+    may not bind it) or "failed" (the connection went, say)."""
     queue = history_queue(exchange)
     bound: list[bool] = []
 
@@ -139,6 +148,11 @@ def bind_history(connection: Any, exchange: str, on_done: Callable[[str], None])
 
     def on_closed(_channel: Any, reason: Any) -> None:
         code = getattr(reason, "reply_code", 0)
-        on_done("bound" if bound else {404: "absent", 403: "refused"}.get(code, "failed"))
+        if bound:
+            on_done("bound")
+        elif code == 404:
+            on_done("absent" if missing_queue(reason) else "unavailable")
+        else:
+            on_done("refused" if code == 403 else "failed")
 
     connection.channel(on_open_callback=on_open)

@@ -32,6 +32,10 @@ from logcast.settings import PublisherSettings
 from logcast.wire_format import MessageEncoder, OutboundMessage
 
 DRAIN_SECONDS = 1.5
+# A history stream that exists but is not available yet (its node is starting) is waited for
+# this long before lines go to live queues only; a broker restart takes well under a second.
+HISTORY_WAIT_SECONDS = 30.0
+HISTORY_RETRY_SECONDS = 0.2
 _FEED_BATCHES = 64
 
 # What a source yields: batches of (text, level), each batch as soon as it is read.
@@ -123,24 +127,37 @@ class PublisherSession(AmqpSession):
         self._drain_deadline: float | None = None
         self._publish: Callable[[bytes, Any], None] = lambda _body, _properties: None
         self._history = "unknown"
+        self._history_since = 0.0
 
     def on_exchange_ready(self) -> None:
         # The exchange is transient: after a broker restart it comes back without the history
         # stream's binding, and what we published before binding it again would be confirmed
         # yet never reach the history. So it is bound first, every session.
+        self._history_since = self._clock()
         bind_history(self.connection, self.settings.exchange, self._on_history_bound)
+
+    def _bind_history_again(self) -> None:
+        if not self._closing and self.connection is not None and self.connection.is_open:
+            bind_history(self.connection, self.settings.exchange, self._on_history_bound)
 
     def _on_history_bound(self, outcome: str) -> None:
         if self._closing or self.channel is None or not self.channel.is_open:
             return
+        if (
+            outcome == "unavailable"
+            and self._clock() - self._history_since < HISTORY_WAIT_SECONDS
+            and not self.stop.requested
+        ):
+            self.ioloop.call_later(HISTORY_RETRY_SECONDS, self._bind_history_again)
+            return
         self._history = outcome
-        if outcome in ("refused", "failed"):
+        if outcome in ("refused", "failed", "unavailable"):
             self.log.warning(
                 "history.not_bound",
                 queue=history_queue(self.settings.exchange),
                 outcome=outcome,
-                hint="lines reach live receivers but not the history stream; the emitter "
-                "needs write on the stream and read on the exchange",
+                hint="lines reach live receivers but not the history stream (refused: the "
+                "emitter needs write on the stream and read on the exchange)",
             )
         channel = self.channel
         exchange = self.settings.exchange
