@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,6 +17,8 @@ from tests.services import wait_for
 
 K = 200
 STUCK_LINES = 200_000
+HISTORY_LINES = 5000
+HISTORY_PACE = 500  # lines per second: the broker restart lands mid-stream
 SCALE = ["--scale", "screen-receiver=2", "--scale", "disk-receiver=2"]
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -41,6 +46,10 @@ results = {
     "publish_logs": code(lambda: (lambda ch: (ch.confirm_delivery(),
         ch.basic_publish("logs", "", f"probe from {user}".encode())))(conn.channel())),
     "guest_login": code(lambda: connect("guest", "guest")),
+    "consume_history": code(lambda: (lambda ch: (ch.basic_qos(prefetch_count=1),
+        ch.basic_consume("logs.history", lambda *a: None)))(conn.channel())),
+    "bind_history": code(lambda: conn.channel().queue_bind("logs.history", "logs")),
+    "delete_history": code(lambda: conn.channel().queue_delete("logs.history")),
 }
 print(json.dumps(results))
 """
@@ -219,6 +228,104 @@ def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
     )
 
 
+def paced_emitter(compose: Compose, lines: list[str]) -> subprocess.Popen[bytes]:
+    """``docker compose run -T emitter --stdin``, fed HISTORY_PACE lines a second from a thread."""
+    emitter = subprocess.Popen(
+        ["docker", "compose", "-p", compose.project, "run", "--rm", "-T", "emitter", "--stdin"],
+        cwd=ROOT,
+        env=compose.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def feed() -> None:
+        assert emitter.stdin is not None
+        step = HISTORY_PACE // 10
+        for first in range(0, len(lines), step):
+            emitter.stdin.write("".join(f"{x}\n" for x in lines[first : first + step]).encode())
+            emitter.stdin.flush()
+            time.sleep(0.1)
+        emitter.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    return emitter
+
+
+def archived_texts(container: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "exec", container, "cat", "/var/lib/logcast/logs.history.jsonl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return [json.loads(row)["text"] for row in out.splitlines() if row]
+
+
+def history_survives_a_broker_restart(compose: Compose) -> None:
+    """LOGCAST_RESUME=true: the disk receiver archives the history stream. A broker restart
+    mid-stream loses nothing there; --since replays exactly the window, then follows."""
+    compose.env["LOGCAST_RESUME"] = "true"
+    compose.env["LOGCAST_RESUME_FROM"] = "first"
+    compose.run("up", "-d", "--scale", "screen-receiver=2", "--scale", "disk-receiver=1")
+    (archiver,) = compose.container_ids("disk-receiver")
+    wait_for(
+        lambda: any('"event": "ready"' in x and "logs.history" in x for x in logs_of(archiver)),
+        120,
+        "the archiver consuming the stream",
+        1,
+    )
+    since = datetime.now(UTC).isoformat()
+    tag = f"history-{RUN_ID}"
+    lines = [f"info: {tag}-{i:05d}" for i in range(HISTORY_LINES)]
+    emitter = paced_emitter(compose, lines)
+    wait_for(
+        lambda: (
+            len(archived_texts(archiver)) > 0 and any(tag in t for t in archived_texts(archiver))
+        ),
+        60,
+        "history lines archived",
+        1,
+    )
+    compose.run("restart", "rabbitmq", timeout=120)
+    assert emitter.wait(300) == 0, emitter.stderr.read() if emitter.stderr else ""
+    errors = emitter.stderr.read().decode() if emitter.stderr else ""
+    done = next(json.loads(x) for x in errors.splitlines() if '"emitter.done"' in x)
+    assert done["confirmed"] == HISTORY_LINES and done["unroutable"] == 0, done
+    readies = [json.loads(x) for x in errors.splitlines() if '"event": "ready"' in x]
+    assert len(readies) >= 2 and all(r["history"] == "bound" for r in readies), readies
+
+    def all_archived() -> list[str] | None:
+        texts = [t for t in archived_texts(archiver) if tag in t]
+        return texts if len(texts) >= HISTORY_LINES else None
+
+    wait_for(all_archived, 120, "every history line archived", 2)
+    time.sleep(2)
+    texts = [t for t in archived_texts(archiver) if tag in t]
+    assert sorted(texts) == sorted(lines), (len(texts), len(set(texts)))
+    print(f"e2e: archive holds {len(texts)} of {HISTORY_LINES} lines across a broker restart")
+
+    replay = f"logcast-e2e-since-{RUN_ID}"
+    compose.run(
+        "run", "-d", "--name", replay, "screen-receiver", "--since", since, "--color", "never"
+    )
+    token = re.compile(rf"{tag}-\d{{5}}")
+
+    def replayed() -> list[str] | None:
+        out = subprocess.run(
+            ["docker", "logs", replay], capture_output=True, text=True, check=False
+        ).stdout
+        shown = [m.group() for m in map(token.search, out.splitlines()) if m]
+        return shown if len(shown) >= HISTORY_LINES else None
+
+    try:
+        wait_for(replayed, 120, "--since replaying the window", 2)
+        time.sleep(1)
+        assert replayed() == [f"{tag}-{i:05d}" for i in range(HISTORY_LINES)]
+    finally:
+        subprocess.run(["docker", "rm", "-f", replay], capture_output=True, check=False)
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)
 def test_stack_end_to_end(compose: Compose) -> None:
@@ -265,7 +372,10 @@ def test_stack_end_to_end(compose: Compose) -> None:
     # 5. a stuck receiver: its bounded queue drops its oldest lines, it counts them exactly
     stuck_receiver_counts_what_it_missed(compose)
 
-    # 6. least privilege, probed from inside the network with each service's own secret
+    # 6. the history stream: a zero-loss archive across a broker restart, and --since
+    history_survives_a_broker_restart(compose)
+
+    # 7. least privilege, probed from inside the network with each service's own secret
     emitter_probe = json.loads(
         compose.text(
             "run", "--rm", "-T", "--entrypoint", "python", "emitter", "-c", PROBE, "emitter"
@@ -274,6 +384,9 @@ def test_stack_end_to_end(compose: Compose) -> None:
     assert emitter_probe["declare_queue"] == 403
     assert emitter_probe["consume"] == 403
     assert emitter_probe["guest_login"] in ("ProbableAuthenticationError", "AuthenticationError")
+    assert emitter_probe["bind_history"] == "allowed"
+    assert emitter_probe["consume_history"] == 403
+    assert emitter_probe["delete_history"] == 403
     receiver_probe = json.loads(
         compose.text(
             "run",
@@ -289,9 +402,12 @@ def test_stack_end_to_end(compose: Compose) -> None:
     )
     assert receiver_probe["publish_logs"] == 403
     assert receiver_probe["declare_queue"] == "allowed"
+    assert receiver_probe["consume_history"] == "allowed"
+    assert receiver_probe["bind_history"] == 403
+    assert receiver_probe["delete_history"] == 403
     assert "probe from screen-receiver" not in compose.text("logs", "screen-receiver")
 
-    # 7. stop: every service exits 0 within its grace period
+    # 8. stop: every service exits 0 within its grace period
     services = [
         cid
         for name in ("emitter", "screen-receiver", "disk-receiver")
