@@ -1,5 +1,7 @@
 """python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, P6 latency, peak RSS, start-up.
 
+P1H and P3R add the history stream: P1 with it bound, and --resume draining it against P3.
+
 Every figure compares logcast with a raw baseline run in the same invocation on the same broker.
 """
 
@@ -16,6 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -57,6 +61,11 @@ class Proc:
                 raise TimeoutError(f"{self.name} did not finish")
             time.sleep(0.005)
         return self.returncode
+
+    @property
+    def ready_s(self) -> float:
+        assert self.ready_at is not None, "wait_ready first"
+        return self.ready_at - self.started
 
     def sample_rss(self) -> None:
         try:
@@ -215,8 +224,8 @@ class Bench:
             self.work,
             self.env(exchange),
         )
-        self.results["ready_s.screen-receiver"] = screen.wait_ready(b'"event": "ready"')
-        self.results["ready_s.disk-receiver"] = disk.wait_ready(b'"event": "ready"')
+        screen.wait_ready(b'"event": "ready"')
+        disk.wait_ready(b'"event": "ready"')
         return screen, disk, screen_out, log_dir / "bench.jsonl"
 
     def stop(self, *procs: Proc) -> None:
@@ -236,33 +245,100 @@ class Bench:
             stdin_path=self.input,
         )
 
-    def p1(self) -> None:
-        exchange = f"bench-p1-raw-{uuid.uuid4().hex[:6]}"
-        outs = [self.work / f"raw-p1-{i}.txt" for i in range(2)]
+    def raw_p1(self, name: str) -> float:
+        """P1's baseline: seconds from the raw publisher's start until both consumers have all."""
+        exchange = f"bench-{name}-raw-{uuid.uuid4().hex[:6]}"
+        outs = [self.work / f"raw-{name}-{i}.txt" for i in range(2)]
         consumers = [self.raw_consumer(exchange, out) for out in outs]
         publisher = self.raw_publisher(exchange)
         end = wait_lines([LineCounter(o) for o in outs], self.n)
-        raw_seconds = end - publisher.started
         for proc in (publisher, *consumers):
             proc.wait()
+        return end - publisher.started
 
-        exchange = f"bench-p1-ours-{uuid.uuid4().hex[:6]}"
+    def ours_p1(self, exchange: str) -> tuple[float, Proc, Proc, int]:
+        """P1's logcast pipeline: seconds from the emitter's start until both receivers have it
+        all, the receivers (stopped) and how many lines the one with fewer lacks."""
         screen, disk, screen_out, disk_file = self.receivers(exchange)
         emitter = self.emitter(exchange)
         end = wait_lines([LineCounter(screen_out), LineCounter(disk_file)], self.n)
-        ours_seconds = end - emitter.started
         emitter.wait()
         self.stop(screen, disk)
         if emitter.returncode != 0:
             raise RuntimeError(f"emitter exited {emitter.returncode}")
         lost = self.n - min(LineCounter(screen_out).poll(), LineCounter(disk_file).poll())
+        return end - emitter.started, screen, disk, lost
+
+    def p1(self) -> None:
+        raw_seconds = self.raw_p1("p1")
+        ours_seconds, screen, disk, lost = self.ours_p1(f"bench-p1-ours-{uuid.uuid4().hex[:6]}")
         self.results |= {
+            "ready_s.screen-receiver": screen.ready_s,
+            "ready_s.disk-receiver": disk.ready_s,
             "P1.raw_msgs_per_s": self.n / raw_seconds,
             "P1.ours_msgs_per_s": self.n / ours_seconds,
             "P1.ratio": raw_seconds / ours_seconds,
             "P1.lost": lost,
             "rss_mb.screen-receiver": screen.max_rss_kb / 1024,
             "rss_mb.disk-receiver": disk.max_rss_kb / 1024,
+        }
+
+    @contextmanager
+    def channel(self) -> Iterator[Any]:
+        """A short-lived channel: an idle BlockingConnection would miss its heartbeats."""
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            yield connection.channel()
+        finally:
+            connection.close()
+
+    @contextmanager
+    def history_stream(self, exchange: str, *, bind: bool) -> Iterator[str]:
+        """``<exchange>.history`` as compose's definitions declare it, deleted afterwards with its
+        exchange: streams are durable and would pile up on the broker's disk."""
+        queue = f"{exchange}.history"
+        with self.channel() as channel:
+            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "stream"})
+            if bind:
+                # As logcast declares it, or the emitter or receivers would fail to declare it.
+                channel.exchange_declare(
+                    exchange=exchange, exchange_type="fanout", durable=False, auto_delete=False
+                )
+                channel.queue_bind(queue=queue, exchange=exchange)
+        try:
+            yield queue
+        finally:
+            with self.channel() as channel:
+                channel.queue_delete(queue)
+                channel.exchange_delete(exchange)
+
+    def stream_messages(self, queue: str, timeout: float = TIMEOUT) -> int:
+        """Messages in a stream, polled until there are n: declare-ok's count trails the writes."""
+        deadline = time.monotonic() + timeout
+        with self.channel() as channel:
+            while True:
+                count: int = channel.queue_declare(queue, passive=True).method.message_count
+                if count >= self.n or time.monotonic() > deadline:
+                    return count
+                channel.connection.sleep(0.1)  # serves heartbeats, unlike time.sleep
+
+    def p1h(self) -> None:
+        """P1 with the history stream bound; the stream's cost against logcast without it."""
+        raw_seconds = self.raw_p1("p1h")
+        plain_seconds, *_ = self.ours_p1(f"bench-p1h-plain-{uuid.uuid4().hex[:6]}")
+        exchange = f"bench-p1h-ours-{uuid.uuid4().hex[:6]}"
+        # Not bound here: the emitter binds it at session start, and that is under test too.
+        with self.history_stream(exchange, bind=False) as queue:
+            ours_seconds, *_ = self.ours_p1(exchange)
+            # The emitter has exited, so every line is confirmed, hence in the stream: only the
+            # count may trail, for a few seconds.
+            stream_msgs = self.stream_messages(queue, timeout=min(30.0, TIMEOUT))
+        self.results |= {
+            "P1H.raw_msgs_per_s": self.n / raw_seconds,
+            "P1H.ours_msgs_per_s": self.n / ours_seconds,
+            "P1H.ratio": raw_seconds / ours_seconds,
+            "P1H.stream_msgs": stream_msgs,
+            "P1H.stream_cost": plain_seconds / ours_seconds,
         }
 
     def p2(self) -> None:
@@ -324,21 +400,75 @@ class Bench:
         disk.wait_ready(b'"event": "ready"')
         return disk, log_dir / f"{name}.jsonl"
 
-    def p3(self) -> None:
-        exchange = f"bench-p3-raw-{uuid.uuid4().hex[:6]}"
-        out = self.work / "raw-p3.txt"
+    def raw_p3(self, name: str) -> float:
+        """P3's baseline: seconds for a resumed raw consumer to write its backlog."""
+        exchange = f"bench-{name}-raw-{uuid.uuid4().hex[:6]}"
+        out = self.work / f"raw-{name}.txt"
         consumer = self.raw_consumer(exchange, out)
-        raw_seconds = self.drain(consumer, out, exchange)
+        seconds = self.drain(consumer, out, exchange)
         consumer.wait()
+        return seconds
 
-        exchange = f"bench-p3-ours-{uuid.uuid4().hex[:6]}"
-        disk, disk_file = self.disk_receiver(exchange, "p3")
-        ours_seconds = self.drain(disk, disk_file, exchange)
+    def ours_p3(self, name: str) -> float:
+        """P3's logcast side: seconds for a resumed disk-receiver to write its backlog."""
+        exchange = f"bench-{name}-ours-{uuid.uuid4().hex[:6]}"
+        disk, disk_file = self.disk_receiver(exchange, name)
+        seconds = self.drain(disk, disk_file, exchange)
         self.stop(disk)
+        return seconds
+
+    def p3(self) -> None:
+        raw_seconds = self.raw_p3("p3")
+        ours_seconds = self.ours_p3("p3")
         self.results |= {
             "P3.raw_msgs_per_s": self.n / raw_seconds,
             "P3.ours_msgs_per_s": self.n / ours_seconds,
             "P3.ratio": raw_seconds / ours_seconds,
+        }
+
+    def p3r(self) -> None:
+        """``disk-receiver --resume`` archiving a filled history stream, against P3's drains."""
+        raw_seconds = self.raw_p3("p3r")
+        p3_seconds = self.ours_p3("p3r")
+        exchange = f"bench-p3r-resume-{uuid.uuid4().hex[:6]}"
+        with self.history_stream(exchange, bind=True) as queue:
+            self.raw_publisher(exchange).wait()
+            # Unconfirmed publishes: wait until the stream holds them all before the clock starts.
+            if (found := self.stream_messages(queue)) != self.n:
+                raise RuntimeError(f"the stream holds {found} of {self.n} messages")
+            log_dir = self.work / f"disk-{exchange}"
+            log_dir.mkdir()
+            disk = spawn(
+                "disk-receiver",
+                [
+                    str(BIN / "disk-receiver"),
+                    "--resume",
+                    "--resume-from",
+                    "first",
+                    "--log-dir",
+                    str(log_dir),
+                    "--instance",
+                    "p3r",
+                ],
+                self.work,
+                self.env(exchange),
+            )
+            try:
+                # From ready (attached to the stream), as P3 times a consumer already connected;
+                # the process start-up is reported apart.
+                disk.wait_ready(b'"event": "ready"')
+                end = wait_lines([LineCounter(log_dir / "p3r.jsonl")], self.n)
+            finally:
+                self.stop(disk)  # even on failure: it would declare the deleted stream again
+            assert disk.ready_at is not None
+            resume_seconds = end - disk.ready_at
+        self.results |= {
+            "P3R.raw_msgs_per_s": self.n / raw_seconds,
+            "P3R.p3_ours_msgs_per_s": self.n / p3_seconds,
+            "P3R.resume_msgs_per_s": self.n / resume_seconds,
+            "P3R.ratio": raw_seconds / resume_seconds,
+            "P3R.vs_p3": p3_seconds / resume_seconds,
+            "P3R.ready_s": disk.ready_at - disk.started,
         }
 
     def p6(self) -> None:
@@ -525,7 +655,8 @@ def pace(stream: IO[bytes], rate: int, count: int) -> None:
     stream.close()
 
 
-TARGETS = {"P1.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
+TARGETS = {"P1.ratio": 1.5, "P1H.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
+MEASUREMENTS = ["P1", "P1H", "P2", "P3", "P3R", "P6", "P7", "P8"]
 CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
     "P7.emitter_slowdown": 1.1,
     "P7.healthy_slowdown": 1.1,
@@ -538,7 +669,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="report the median of the rounds")
     parser.add_argument("--amqp-url", default=DEFAULT_URL)
-    parser.add_argument("--only", choices=["P1", "P2", "P3", "P6", "P7", "P8"], action="append")
+    parser.add_argument("--only", choices=MEASUREMENTS, action="append")
     args = parser.parse_args()
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp:
@@ -546,7 +677,7 @@ def main() -> int:
             work = Path(tmp) / f"round-{number}"
             work.mkdir()
             bench = Bench(args.amqp_url, args.messages, work)
-            for name in args.only or ["P1", "P2", "P3", "P6", "P7", "P8"]:
+            for name in args.only or MEASUREMENTS:
                 getattr(bench, name.lower())()
             rounds.append(bench.results)
     broker = args.amqp_url.split("@")[-1]
