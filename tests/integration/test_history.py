@@ -25,6 +25,7 @@ import pytest
 from tests.integration.broker import Broker
 from tests.integration.conftest import ServiceStarter
 from tests.integration.helpers import screen_texts
+from tests.integration.test_metrics import free_port, scrape
 from tests.services import LineFeeder, ServiceProcess, emit_lines, wait_for
 
 TOTAL = 20_000
@@ -321,3 +322,39 @@ def test_least_privilege_emitter_binds_receivers_read_nobody_else_declares(
     assert _refused(
         receiver_url, lambda ch: ch.queue_declare(history, durable=True, arguments=stream)
     )
+
+
+def test_metrics_show_the_position_and_the_lag(
+    start_service: Callable[..., ServiceProcess], history: str, exchange: str, tmp_path: Path
+) -> None:
+    backlog = marked("backlog", 10_000)
+    assert emit_lines(start_service, backlog)["confirmed"] == len(backlog)
+    port = free_port()
+    # One message in hand at a time, each fsynced: the archive drains slowly enough to be seen
+    # behind (the tail is sampled as soon as it consumes).
+    disk = start_service(
+        "disk-receiver",
+        "--resume",
+        "--resume-from",
+        "first",
+        "--prefetch",
+        "1",
+        "--fsync",
+        "always",
+        "--log-dir",
+        str(tmp_path),
+        "--metrics-port",
+        str(port),
+    )
+    disk.wait_ready()
+    behind = wait_for(
+        lambda: (m := scrape(port)) and m["logcast_history_lag"] > 0 and m, 20, "a lag sample"
+    )
+    assert behind["logcast_history_position"] < len(backlog) - 1
+    records = wait_archived(tmp_path, exchange, len(backlog), 120)
+    last = records[-1]["offset"]
+    caught_up = wait_for(
+        lambda: (m := scrape(port)) and m["logcast_history_lag"] == 0 and m, 20, "lag back to 0"
+    )
+    assert caught_up["logcast_history_position"] == last
+    assert caught_up["logcast_written_total"] == len(backlog)

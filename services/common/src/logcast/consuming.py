@@ -187,7 +187,8 @@ class ConsumerSession(AmqpSession):
                 ),
             ).install()
         self.ready = True
-        self._next_rebind = time.monotonic() + REBIND_SECONDS
+        # A stream's tail is sampled at once: a resume's lag shows while it catches up.
+        self._next_rebind = time.monotonic() + (REBIND_SECONDS if self.cursor is None else 0.0)
         self.health.up(self.queue or "")
         attach = arguments.get(OFFSET_HEADER)
         if isinstance(attach, datetime):
