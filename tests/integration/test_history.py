@@ -358,3 +358,31 @@ def test_metrics_show_the_position_and_the_lag(
     )
     assert caught_up["logcast_history_position"] == last
     assert caught_up["logcast_written_total"] == len(backlog)
+
+
+def test_resume_after_the_stream_was_declared_again_reads_it_from_its_start(
+    start_service: Callable[..., ServiceProcess],
+    broker: Broker,
+    history: str,
+    exchange: str,
+    tmp_path: Path,
+) -> None:
+    old = marked("old", 300)
+    emit_lines(start_service, old)
+    first = start_service(
+        "disk-receiver", "--resume", "--resume-from", "first", "--log-dir", str(tmp_path)
+    )
+    wait_archived(tmp_path, exchange, len(old), 15)
+    assert first.stop() == 0
+    with broker.blocking() as connection:
+        channel = connection.channel()
+        channel.queue_delete(history)
+        channel.queue_declare(history, durable=True, arguments={"x-queue-type": "stream"})
+    new = marked("new", 100)  # offsets 0..99 of the new stream, all below the old position
+    emit_lines(start_service, new)
+    second = start_service("disk-receiver", "--resume", "--log-dir", str(tmp_path))
+    wait_archived(tmp_path, exchange, len(old + new), 15)
+    time.sleep(0.5)
+    assert [r["text"] for r in archive(tmp_path, exchange)] == old + new
+    reset = second.events("history.reset")
+    assert reset and reset[0]["position"] == len(old) - 1, second.stderr()

@@ -29,7 +29,7 @@ from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
 from logcast.service_main import ServiceContext
 from logcast.settings import ReceiverSettings
-from logcast.wire_format import ReceivedLog, decode_delivery
+from logcast.wire_format import UNKNOWN, ReceivedLog, decode_delivery
 
 
 class LogSink(Protocol):
@@ -42,6 +42,8 @@ class LogSink(Protocol):
     def tick(self) -> None: ...
 
 
+# How long a stream has to hand back our position before we take it that it does not hold it.
+POSITION_CHECK_SECONDS = 2.0
 # The binding is asserted again this often: it is idempotent and cheap, and it brings back a
 # receiver whose exchange was deleted and declared again (which drops every binding).
 REBIND_SECONDS = 5.0
@@ -75,6 +77,7 @@ class ConsumerSession(AmqpSession):
         self._flush_scheduled = False
         self._next_rebind = 0.0
         self._tail_probe: Any = None
+        self._rewound_seen = False
         # Ack well before the prefetch window is exhausted so the broker never stalls.
         self._ack_every = max(1, consumer.settings.prefetch // 2)
 
@@ -124,13 +127,64 @@ class ConsumerSession(AmqpSession):
                 return
             if found:
                 self.queue = cursor.queue
-                self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
+                if cursor.position is None:
+                    self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
+                else:
+                    self._check_position(cursor)
             elif missing_queue(reason):
                 self._declare_stream(cursor)
             else:
                 self.restart(f"cannot look up {cursor.queue}: {reason}")
 
         self.connection.channel(on_open_callback=on_open)
+
+    def _check_position(self, cursor: HistoryCursor) -> None:
+        """Read our position back on a throwaway channel before attaching after it. An attach
+        beyond the end waits for offsets the stream may never reach (a stream deleted and
+        declared again starts over at 0), so a position the stream does not hold is not used."""
+        seen: dict[str, Any] = {}
+
+        def on_open(probe: Any) -> None:
+            probe.add_on_close_callback(on_closed)
+            probe.basic_qos(prefetch_count=1)
+            probe.basic_consume(
+                cursor.queue, on_delivery, arguments={OFFSET_HEADER: cursor.position}
+            )
+            self.ioloop.call_later(POSITION_CHECK_SECONDS, lambda: probe.is_open and probe.close())
+
+        def on_delivery(probe: Any, _method: Any, properties: Any, _body: bytes) -> None:
+            seen["offset"] = (properties.headers or {}).get(OFFSET_HEADER)
+            seen["id"] = properties.message_id
+            if probe.is_open:
+                probe.close()
+
+        def on_closed(_probe: Any, _reason: Any) -> None:
+            if self.channel is None or self._closing:
+                return
+            self._start_consuming({OFFSET_HEADER: self._attach_after_check(cursor, seen)})
+
+        self.connection.channel(on_open_callback=on_open)
+
+    def _attach_after_check(self, cursor: HistoryCursor, seen: dict[str, Any]) -> Any:
+        offset, message_id = seen.get("offset"), seen.get("id")
+        if isinstance(message_id, bytes):
+            message_id = message_id.decode("utf-8", "replace")
+        if offset == cursor.position and (message_id or UNKNOWN) == cursor.position_id:
+            return cursor.attach_at()
+        if isinstance(offset, int) and offset > (cursor.position or 0):
+            # Retention removed it: the broker attaches at the oldest it has; the publishers'
+            # numbers show what went missing.
+            self.log.warning("history.truncated", position=cursor.position, oldest=offset)
+            return cursor.attach_at()
+        self.log.warning(
+            "history.reset",
+            position=cursor.position,
+            found=offset,
+            hint="the stream does not hold our position (deleted and declared again?): "
+            "reading it from its start; logcast lines already written are recognised by number",
+        )
+        cursor.position = None
+        return "first"
 
     def _declare_stream(self, cursor: HistoryCursor) -> None:
         """No definitions made it (outside compose): declare it, and bind it, since we made it."""
@@ -220,15 +274,23 @@ class ConsumerSession(AmqpSession):
         try:
             cursor = self.cursor
             offset = None
+            rewound = False
             if cursor is not None:
                 offset = _stream_offset(properties)
-                if cursor.position is not None and offset <= cursor.position:
-                    offset = None  # delivered before (cannot happen on an offset attach)
-                else:
-                    cursor.position = offset
+                rewound = cursor.position is not None and offset <= cursor.position
+                if rewound:
+                    self._rewound(cursor, offset)
+                cursor.position = offset
             log = decode_delivery(properties, body, time.time_ns() // 1_000_000, offset=offset)
+            if cursor is not None:
+                cursor.position_id = log.message_id
             self.counts.received += 1
-            if cursor is not None and (offset is None or _before(log.sent_ms, cursor.since_ms)):
+            if cursor is not None and (
+                (rewound and log.publisher is None) or _before(log.sent_ms, cursor.since_ms)
+            ):
+                # Seen before, or not asked for; a logcast publisher's lines are told apart by
+                # their numbers instead, so a stream that was deleted and declared again loses
+                # nothing (offsets start over at 0 there).
                 cursor.skipped += 1
             elif log.publisher is not None and not self._is_new(log.publisher, log.seq or 0):
                 self.counts.duplicates += 1
@@ -251,6 +313,17 @@ class ConsumerSession(AmqpSession):
             # Runs after pika has dispatched every delivery decoded from this read.
             self._flush_scheduled = True
             self.ioloop.call_later(0, self._flush_and_ack)
+
+    def _rewound(self, cursor: HistoryCursor, offset: int) -> None:
+        if not self._rewound_seen:
+            self._rewound_seen = True
+            self.log.warning(
+                "history.rewound",
+                position=cursor.position,
+                offset=offset,
+                hint="the stream delivered an offset at or below our position: it was deleted "
+                "and declared again, or redelivered; logcast lines are deduplicated by number",
+            )
 
     def _is_new(self, publisher: str, seq: int) -> bool:
         new, gaps = self.tracker.observe(publisher, seq, time.monotonic())
@@ -414,7 +487,7 @@ class Consumer:
             Sample(
                 "history_skipped",
                 Kind.COUNTER,
-                "Stream deliveries before the start time, acked and not written",
+                "Stream deliveries before the start time, or foreign ones seen before: not written",
                 cursor.skipped,
             ),
         ]

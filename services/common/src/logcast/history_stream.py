@@ -106,6 +106,7 @@ class HistoryCursor:
     since_ms: int | None = None  # hide what a publisher sent before this (ms since the epoch)
     declare: dict[str, Any] = field(default_factory=dict)  # used only if the stream is missing
     position: int | None = None  # offset of the last delivery handed over (or recovered)
+    position_id: str | None = None  # its message id: the check that the stream still holds it
     skipped: int = 0  # deliveries before --since/--resume-from, or already written
     tail: int | None = None  # an offset in the stream's last chunk, as last sampled
 

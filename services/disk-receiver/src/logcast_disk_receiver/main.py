@@ -107,6 +107,7 @@ def resume_cursor(settings: DiskSettings, point: ResumePoint) -> HistoryCursor:
     )
     if point.offset is not None:
         cursor.position = point.offset
+        cursor.position_id = point.message_id
         log.info("resume.after", offset=point.offset, publishers=len(point.last_seq))
     else:
         cursor.start, cursor.since_ms = resume_start(settings.resume_from)

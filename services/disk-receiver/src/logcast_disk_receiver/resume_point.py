@@ -21,6 +21,7 @@ TAIL_BYTES = 4 * 1024 * 1024
 @dataclass
 class ResumePoint:
     offset: int | None = None  # stream offset of the newest record; None: nothing to resume
+    message_id: str | None = None  # that record's message id
     last_seq: dict[str, int] = field(default_factory=dict)  # newest number per publisher
     torn_bytes: int = 0  # cut from the end of the newest file
     unreadable: int = 0  # lines in the tail that are not records (skipped)
@@ -87,6 +88,8 @@ def read_resume_point(path: Path, backup_count: int) -> ResumePoint:
             if isinstance(publisher, str) and isinstance(seq, int):
                 point.last_seq[publisher] = max(seq, point.last_seq.get(publisher, seq))
             if isinstance(offset, int):
-                point.offset = max(offset, point.offset if point.offset is not None else offset)
+                # The newest, not the largest: a stream declared again starts over at 0.
+                point.offset = offset
+                point.message_id = record.get("message_id")
         return point
     return point
