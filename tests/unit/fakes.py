@@ -321,6 +321,9 @@ class FakeChannel(_States):
         self.return_callbacks: list[Callback] = []
         self.cancel_callbacks: list[Callback] = []
         self.queue_arguments: dict[str, Any] | None = None
+        # Details the event log leaves out (added for the history stream's tests).
+        self.declares: list[dict[str, Any]] = []  # queue_declare: queue, passive, durable, ...
+        self.consume_arguments: dict[str, dict[str, Any] | None] = {}  # consumer tag -> arguments
         self.replies: dict[str, Callback] = {}  # method awaiting its -ok -> the caller's callback
         self.consumers: dict[str, Callback] = {}
         self._consumer_tags = itertools.count(1)
@@ -398,6 +401,16 @@ class FakeChannel(_States):
         callback: Callback | None = None,
     ) -> None:
         self.queue_arguments = arguments
+        self.declares.append(
+            {
+                "queue": queue,
+                "passive": passive,
+                "durable": durable,
+                "exclusive": exclusive,
+                "auto_delete": auto_delete,
+                "arguments": arguments,
+            }
+        )
         self._call("queue_declare", queue, exclusive, callback=callback)
 
     def queue_bind(
@@ -423,10 +436,20 @@ class FakeChannel(_States):
         tag = consumer_tag or f"ctag{self.channel_number}.{next(self._consumer_tags)}"
         self._call("basic_consume", queue, auto_ack, tag)
         self.consumers[tag] = on_message_callback
+        self.consume_arguments[tag] = arguments
         return tag
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._call("basic_ack", delivery_tag, multiple)
+
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        """Recorded, so a test can show a session never rejects (a stream would close on it)."""
+        self._call("basic_reject", delivery_tag, requeue)
+
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
+        self._call("basic_nack", delivery_tag, multiple, requeue)
 
     def basic_cancel(self, consumer_tag: str = "", callback: Callback | None = None) -> None:
         self._call("basic_cancel", consumer_tag, callback=callback)
@@ -548,7 +571,11 @@ def bring_up_publisher(connection: FakeConnection, *, history: int | None = None
     return channel
 
 
-def answer_history_bind(connection: FakeConnection, code: int | None = None) -> FakeChannel:
+def answer_history_bind(
+    connection: FakeConnection, code: int | None = None, *, text: str | None = None
+) -> FakeChannel:
+    """Answer the history binding on its probe: bound, or closed with ``code`` (and ``text``,
+    else "refused" for a 403, the broker's "no queue" text for a 404, "NOT_FOUND" otherwise)."""
     probe = connection.channels[-1]
     assert probe is not connection.channels[0], "the session did not bind the history stream"
     probe.open()
@@ -556,5 +583,92 @@ def answer_history_bind(connection: FakeConnection, code: int | None = None) -> 
     if code is None:
         probe.reply("queue_bind")
     else:
-        probe.close_by_broker(code, "refused" if code == 403 else "NOT_FOUND")
+        default = {403: "refused", 404: "NOT_FOUND - no queue 'logs.history' in vhost '/'"}
+        probe.close_by_broker(code, text or default.get(code, "NOT_FOUND"))
     return probe
+
+
+# ---- the history stream, as a consumer in history mode meets it ------------------------------
+HISTORY_QUEUE = "logs.history"
+# The broker's words for a queue that does not exist, and for a stream whose node is not up yet.
+NO_HISTORY_QUEUE = "NOT_FOUND - no queue 'logs.history' in vhost '/'"
+HISTORY_NODE_DOWN = (
+    "NOT_FOUND - home node 'rabbit@broker' of durable queue 'logs.history' in vhost '/' "
+    "is down or inaccessible"
+)
+
+
+def bring_up_history_consumer(
+    connection: FakeConnection,
+    *,
+    stream: int | None = None,
+    text: str | None = None,
+    exchange: str = "logs",
+    checks_position: bool = False,
+) -> FakeChannel:
+    """Answer a history-mode ConsumerSession's set-up until it consumes; returns its channel.
+
+    The stream is looked up on a probe channel: found (``stream`` None), or the probe is closed
+    with the reply code ``stream`` and ``text`` (404 with the default text: missing, which the
+    session then declares and binds; anything else: the session restarts, and the channel is
+    returned as it is). A session with a position reads it back first: with
+    ``checks_position`` the channel is returned before that (see answer_position_check)."""
+    channel = open_channel(connection)
+    channel.reply("exchange_declare")
+    channel.reply("basic_qos")
+    probe = connection.channels[-1]
+    assert probe is not channel, "the session did not look the stream up on a probe channel"
+    probe.open()
+    assert probe.events[-1] == ("queue_declare", f"{exchange}.history", False), probe.events[-1]
+    assert probe.declares[-1]["passive"], probe.declares[-1]
+    if stream is None:
+        probe.reply("queue_declare")
+        if checks_position:
+            assert not channel.consumers, "the session attached without checking its position"
+            return channel
+    else:
+        if text is None:
+            text = NO_HISTORY_QUEUE if stream == 404 else "ACCESS_REFUSED"
+        probe.close_by_broker(stream, text)
+        if text != NO_HISTORY_QUEUE:
+            return channel  # the session gives up on this connection
+        channel.reply("queue_declare")
+        channel.reply("queue_bind")
+    assert channel.consumers, "the session did not start consuming"
+    return channel
+
+
+def answer_position_check(
+    connection: FakeConnection, *, offset: int | None = None, message_id: str | None = None
+) -> FakeChannel:
+    """Open the probe on which a session reads its position back; deliver what the stream holds
+    there (``offset`` and ``message_id``), or nothing (``offset`` None: the test lets the
+    session's timer run out). Returns the probe."""
+    probe = connection.channels[-1]
+    assert probe is not connection.channels[0], "the session did not check its position"
+    probe.open()
+    assert probe.events[-1][:2] == ("basic_consume", HISTORY_QUEUE), probe.events[-1]
+    if offset is not None:
+        probe.deliver(b"held there", stream_properties(offset, message_id=message_id))
+    return probe
+
+
+def stream_properties(
+    offset: int | None,
+    *,
+    time_ms: int | None = None,
+    publisher: str | None = None,
+    seq: int | None = None,
+    message_id: str | None = None,
+) -> pika.BasicProperties:
+    """A stream delivery's properties: the broker's offset header, and a publisher's headers."""
+    headers: dict[str, Any] = {}
+    if offset is not None:
+        headers["x-stream-offset"] = offset
+    if time_ms is not None:
+        headers["time_ms"] = time_ms
+    if publisher is not None:
+        headers["publisher"] = publisher
+    if seq is not None:
+        headers["seq"] = seq
+    return pika.BasicProperties(headers=headers, message_id=message_id)

@@ -148,3 +148,66 @@ def test_a_metrics_port_in_use_is_a_usage_error() -> None:
         )
     assert done.returncode == 2
     assert_one_line(done.stderr, f"cannot serve metrics on port {port}")
+
+
+@pytest.mark.parametrize(
+    ("service", "args", "env", "names"),
+    [
+        ("screen-receiver", ["--since", "5x"], {}, ["--since", "LOGCAST_SINCE", "'5x'"]),
+        ("screen-receiver", ["--since", "h"], {}, ["--since", "'h'"]),
+        ("screen-receiver", ["--since", "first"], {}, ["--since", "'first'"]),
+        ("screen-receiver", [], {"LOGCAST_SINCE": "yesterday"}, ["LOGCAST_SINCE", "yesterday"]),
+        (
+            "disk-receiver",
+            ["--resume", "--resume-from", "yesterday"],
+            {},
+            ["--resume-from", "LOGCAST_RESUME_FROM", "'yesterday'"],
+        ),
+        ("disk-receiver", ["--resume", "--resume-from", "last"], {}, ["--resume-from", "'last'"]),
+        ("disk-receiver", [], {"LOGCAST_RESUME_FROM": "1h"}, ["LOGCAST_RESUME_FROM", "'1h'"]),
+        (
+            "screen-receiver",
+            [],
+            {"LOGCAST_HISTORY_MAX_AGE": "1week"},
+            ["--history-max-age", "LOGCAST_HISTORY_MAX_AGE", "'1week'"],
+        ),
+        ("disk-receiver", [], {"LOGCAST_HISTORY_MAX_AGE": "0h"}, ["LOGCAST_HISTORY_MAX_AGE"]),
+        ("disk-receiver", [], {"LOGCAST_HISTORY_MAX_AGE": "24"}, ["LOGCAST_HISTORY_MAX_AGE"]),
+    ],
+)
+def test_bad_history_settings_exit_2_with_one_line(
+    service: str, args: list[str], env: dict[str, str], names: list[str], tmp_path: Path
+) -> None:
+    # Should a bad value pass, the service must not reach a real broker: an unreachable one.
+    safe = {
+        "LOGCAST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+        "LOGCAST_RETRY_TIMEOUT": "0.5",
+        "LOGCAST_SECRETS_DIR": "/nonexistent",
+        "LOGCAST_LOG_DIR": str(tmp_path),
+    }
+    done = run_service(service, args, {**safe, **env}, timeout=20)
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done.stderr, f"{service}: error: invalid", *names)
+
+
+@pytest.mark.parametrize(
+    ("service", "args"),
+    [
+        ("screen-receiver", ["--since", "1h30m"]),
+        ("screen-receiver", ["--since", "2026-12-01T08:00:00+01:00"]),
+        ("disk-receiver", ["--resume", "--resume-from", "first", "--history-max-age", "7D"]),
+    ],
+)
+def test_good_history_settings_pass_to_the_broker_stage(
+    service: str, args: list[str], tmp_path: Path
+) -> None:
+    """The counterpart of the above: valid values are not usage errors (exit 3: no broker)."""
+    env = {
+        "LOGCAST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+        "LOGCAST_RETRY_TIMEOUT": "0.5",
+        "LOGCAST_SECRETS_DIR": "/nonexistent",
+        "LOGCAST_LOG_DIR": str(tmp_path),
+    }
+    done = run_service(service, args, env, timeout=30)
+    assert done.returncode == 3, done.stderr
+    assert_one_line(done.stderr, "unreachable for 0.5s")

@@ -93,3 +93,82 @@ def test_a_resend_from_before_the_first_seen_is_new_once() -> None:
     assert tracker.observe("p", 98, 0.0)[0]
     assert not tracker.observe("p", 98, 0.0)[0]
     assert tracker.counts.missed == 0
+
+
+# ---- resume_after: the numbers read back from an archive -------------------------------------
+def test_after_resume_after_older_numbers_are_duplicates_and_the_next_is_new() -> None:
+    tracker = SequenceTracker(reorder_seconds=2.0)
+    tracker.resume_after("p", 100)
+    assert tracker.observe("p", 90, 0.0) == (False, [])
+    assert tracker.observe("p", 100, 0.0) == (False, [])
+    assert tracker.observe("p", 0, 0.0) == (False, [])  # nothing below is new, or missed
+    assert tracker.counts.duplicates == 3
+    assert tracker.observe("p", 101, 0.0) == (True, [])
+    assert tracker.observe("p", 103, 0.0) == (True, [])
+    assert tracker.settle_due(now=1.9) == []
+    assert tracker.settle_due(now=2.0) == [Gap("p", 102, 102)]
+    assert tracker.counts.missed == 1
+    assert tracker.counts.duplicates == 3
+
+
+def test_resume_after_then_a_jump_counts_exactly_the_numbers_in_between_as_missed() -> None:
+    tracker = SequenceTracker(reorder_seconds=0.0)
+    tracker.resume_after("p", 5)
+    assert tracker.observe("p", 9, 0.0) == (True, [])
+    assert tracker.settle_due(now=0.0) == [Gap("p", 6, 8)]
+    assert tracker.counts.missed == 3
+
+
+def test_resume_after_an_unknown_publisher_leaves_the_others_alone() -> None:
+    tracker = SequenceTracker(reorder_seconds=0.0)
+    for seq in range(11):
+        tracker.observe("p", seq, 0.0)
+    tracker.resume_after("q", 5)
+    assert tracker.observe("p", 10, 0.0) == (False, [])
+    assert tracker.observe("p", 11, 0.0) == (True, [])
+    assert tracker.observe("q", 5, 0.0) == (False, [])
+    assert tracker.observe("q", 6, 0.0) == (True, [])
+    assert tracker.settle_due(now=10.0) == []
+    assert (tracker.counts.missed, tracker.counts.duplicates) == (0, 2)
+
+
+def test_resume_after_a_number_the_tracker_is_already_past_changes_nothing() -> None:
+    tracker = SequenceTracker(reorder_seconds=0.0)
+    for seq in range(50, 201):
+        tracker.observe("p", seq, 0.0)
+    tracker.resume_after("p", 100)
+    assert tracker.observe("p", 150, 0.0) == (False, [])
+    assert tracker.observe("p", 200, 0.0) == (False, [])
+    assert tracker.observe("p", 201, 0.0) == (True, [])
+    # The numbers below the first one seen stay "new once", as before the call.
+    assert tracker.observe("p", 20, 0.0) == (True, [])
+    assert tracker.observe("p", 20, 0.0) == (False, [])
+    assert tracker.settle_due(now=10.0) == []
+    assert (tracker.counts.missed, tracker.counts.duplicates, tracker.counts.late) == (0, 3, 0)
+
+
+def test_resume_after_a_lower_number_than_before_does_not_go_back() -> None:
+    tracker = SequenceTracker()
+    tracker.resume_after("p", 100)
+    tracker.resume_after("p", 40)
+    assert tracker.observe("p", 70, 0.0) == (False, [])
+    assert tracker.observe("p", 101, 0.0) == (True, [])
+
+
+def test_resume_after_keeps_to_max_publishers() -> None:
+    tracker = SequenceTracker(max_publishers=2)
+    for publisher in ("a", "b", "c"):
+        tracker.resume_after(publisher, 10)
+    assert tracker.observe("c", 10, 0.0) == (False, [])
+    assert tracker.observe("b", 10, 0.0) == (False, [])
+    assert tracker.observe("a", 10, 0.0) == (True, [])  # the oldest was let go: a fresh start
+
+
+def test_resume_after_past_a_pending_gap_treats_the_gap_as_seen() -> None:
+    tracker = SequenceTracker(reorder_seconds=0.0)
+    tracker.observe("p", 0, 0.0)
+    tracker.observe("p", 5, 0.0)  # 1..4 wait as a gap
+    tracker.resume_after("p", 10)
+    assert tracker.observe("p", 3, 0.0) == (False, [])
+    assert tracker.settle_due(now=10.0) == []
+    assert tracker.counts.missed == 0

@@ -12,17 +12,28 @@ import pytest
 
 from logcast import publishing
 from logcast.levels import Level
-from logcast.publishing import DRAIN_SECONDS, LineBatches, Publisher, PublisherSession
+from logcast.publishing import (
+    DRAIN_SECONDS,
+    HISTORY_RETRY_SECONDS,
+    HISTORY_WAIT_SECONDS,
+    LineBatches,
+    Publisher,
+    PublisherSession,
+)
 from logcast.service_main import ServiceContext
 from logcast.settings import PublisherSettings
 from tests.unit.fakes import (
+    HISTORY_NODE_DOWN,
+    NO_HISTORY_QUEUE,
     FakeBroker,
     FakeClock,
     FakeIOLoop,
     QuickStop,
+    answer_history_bind,
     bring_up_publisher,
     isolate_settings_env,
     make_settings,
+    open_channel,
 )
 
 
@@ -299,3 +310,170 @@ def test_after_a_channel_closed_by_the_broker_the_unconfirmed_are_sent_again(
     report = rig.publisher.run([lines("m0", "m1", "m2", "m3", "m4")])
 
     assert (report.counts.confirmed, report.counts.republished) == (5, 3)
+
+
+# ---- the history stream's binding, before confirm mode -----------------------------------------
+def test_the_history_stream_is_bound_before_confirm_mode_and_any_publish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(monkeypatch)
+
+    def script() -> None:
+        connection = rig.broker.latest
+        channel = open_channel(connection)
+        channel.reply("exchange_declare")
+        rig.loop.run_threadsafe()  # the lines are queued, and wait for the binding
+        assert rig.broker.names("confirm_delivery", "basic_publish") == []
+        probe = answer_history_bind(connection)
+        assert probe.channel_number == 2
+        assert probe.is_closed  # the throwaway channel is let go
+        channel.reply("confirm_delivery")
+        assert published(channel.published) == bodies("a", "b")
+        assert probe.published == []
+        channel.ack(2, multiple=True)
+        rig.loop.run_threadsafe_until(lambda: connection.is_closed)
+
+    rig.loop.scripts.append(script)
+    report = rig.publisher.run([lines("a", "b")])
+
+    assert rig.broker.names("queue_bind", "confirm_delivery", "basic_publish") == [
+        ("queue_bind", "logs.history", "logs"),
+        ("confirm_delivery",),
+        ("basic_publish", "logs", "", b"a", True),
+        ("basic_publish", "logs", "", b"b", True),
+    ]
+    assert rig.publisher.sessions[-1]._history == "bound"
+    assert (report.counts.confirmed, report.unconfirmed, report.error) == (2, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "outcome"),
+    [
+        (404, NO_HISTORY_QUEUE, "absent"),
+        (403, "ACCESS_REFUSED - access to queue 'logs.history' in vhost '/' refused", "refused"),
+    ],
+    ids=["no-stream", "refused"],
+)
+def test_a_missing_or_refused_history_stream_still_leads_to_publishing(
+    monkeypatch: pytest.MonkeyPatch, code: int, text: str, outcome: str
+) -> None:
+    rig = Rig(monkeypatch)
+
+    def script() -> None:
+        connection = rig.broker.latest
+        channel = open_channel(connection)
+        channel.reply("exchange_declare")
+        probe = answer_history_bind(connection, code, text=text)
+        assert probe.is_closed
+        channel.reply("confirm_delivery")  # at once: nothing is waited for
+        assert channel.is_open  # the probe's error does not reach the publishing channel
+        rig.loop.run_threadsafe()
+        assert published(channel.published) == bodies("a", "b")
+        channel.ack(2, multiple=True)
+        rig.loop.run_threadsafe_until(lambda: connection.is_closed)
+
+    rig.loop.scripts.append(script)
+    report = rig.publisher.run([lines("a", "b")])
+
+    assert rig.broker.names("channel.closed_by_broker", "confirm_delivery") == [
+        ("channel.closed_by_broker", code),
+        ("confirm_delivery",),
+    ]
+    assert rig.publisher.sessions[-1]._history == outcome
+    assert (report.counts.confirmed, report.unconfirmed, report.unsent) == (2, 0, 0)
+    assert report.error is None
+    assert len(rig.broker.connections) == 1
+
+
+def test_a_stream_whose_node_is_starting_is_bound_again_before_publishing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(monkeypatch)
+
+    def script() -> None:
+        connection = rig.broker.latest
+        channel = open_channel(connection)
+        channel.reply("exchange_declare")
+        answer_history_bind(connection, 404, text=HISTORY_NODE_DOWN)
+        rig.loop.run_threadsafe()
+        assert rig.broker.names("confirm_delivery", "basic_publish") == []  # waits
+        rig.clock.now += 1.0
+        (retry,) = [timer for timer in rig.loop.timers if timer.delay == HISTORY_RETRY_SECONDS]
+        rig.loop.timers.remove(retry)
+        retry.callback()
+        second = answer_history_bind(connection)  # bound this time, on a new probe
+        assert second.channel_number == 3
+        channel.reply("confirm_delivery")
+        assert published(channel.published) == bodies("a")
+        channel.ack(1)
+        rig.loop.run_threadsafe_until(lambda: connection.is_closed)
+
+    rig.loop.scripts.append(script)
+    report = rig.publisher.run([lines("a")])
+
+    assert rig.broker.names("queue_bind", "confirm_delivery", "basic_publish") == [
+        ("queue_bind", "logs.history", "logs"),
+        ("queue_bind", "logs.history", "logs"),
+        ("confirm_delivery",),
+        ("basic_publish", "logs", "", b"a", True),
+    ]
+    assert rig.publisher.sessions[-1]._history == "bound"
+    assert (report.counts.confirmed, report.error) == (1, None)
+
+
+def test_a_stream_that_stays_unavailable_is_given_up_after_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(monkeypatch)
+
+    def script() -> None:
+        connection = rig.broker.latest
+        channel = open_channel(connection)
+        channel.reply("exchange_declare")
+        answer_history_bind(connection, 404, text=HISTORY_NODE_DOWN)
+        assert rig.broker.names("confirm_delivery") == []
+        rig.clock.now += HISTORY_WAIT_SECONDS
+        (retry,) = [timer for timer in rig.loop.timers if timer.delay == HISTORY_RETRY_SECONDS]
+        rig.loop.timers.remove(retry)
+        retry.callback()
+        answer_history_bind(connection, 404, text=HISTORY_NODE_DOWN)
+        channel.reply("confirm_delivery")  # live receivers get the lines all the same
+        rig.loop.run_threadsafe()
+        assert published(channel.published) == bodies("a")
+        channel.ack(1)
+        rig.loop.run_threadsafe_until(lambda: connection.is_closed)
+
+    rig.loop.scripts.append(script)
+    report = rig.publisher.run([lines("a")])
+
+    assert rig.publisher.sessions[-1]._history == "unavailable"
+    assert not [timer for timer in rig.loop.timers if timer.delay == HISTORY_RETRY_SECONDS]
+    assert (report.counts.confirmed, report.error) == (1, None)
+
+
+def test_every_session_binds_the_history_stream_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a broker restart the transient exchange comes back without the binding."""
+    rig = Rig(monkeypatch)
+
+    def first_connection() -> None:
+        channel = bring_up_publisher(rig.broker.latest)
+        rig.loop.run_threadsafe()
+        channel.ack(1)
+        rig.broker.latest.terminate(pika.exceptions.StreamLostError("Transport indicated EOF"))
+
+    def second_connection() -> None:
+        connection = rig.broker.latest
+        channel = open_channel(connection)
+        channel.reply("exchange_declare")
+        assert channel.published == []  # m1 waits for the binding, as new lines would
+        answer_history_bind(connection)
+        channel.reply("confirm_delivery")
+        assert channel.published == [(1, b"m1")]
+        channel.ack(1)
+        rig.loop.run_threadsafe_until(lambda: connection.is_closed)
+
+    rig.loop.scripts.extend([first_connection, second_connection])
+    report = rig.publisher.run([lines("m0", "m1")])
+
+    assert rig.broker.names("queue_bind") == [("queue_bind", "logs.history", "logs")] * 2
+    assert (report.counts.confirmed, report.counts.republished) == (2, 1)

@@ -21,7 +21,7 @@ from pika.adapters.select_connection import IOLoop
 
 from logcast import pika_internals
 from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
-from logcast.errors import InternalError, LogcastError
+from logcast.errors import AccessRefusedError, InternalError, LogcastError
 from logcast.health import HealthBeacon
 from logcast.history_stream import OFFSET_HEADER, HistoryCursor, missing_queue
 from logcast.loss_accounting import Gap, SequenceTracker
@@ -133,6 +133,9 @@ class ConsumerSession(AmqpSession):
                     self._check_position(cursor)
             elif missing_queue(reason):
                 self._declare_stream(cursor)
+            elif getattr(reason, "reply_code", 0) == 403:
+                text = getattr(reason, "reply_text", str(reason))
+                self.fail(AccessRefusedError(f"broker refused an operation: {text}"))
             else:
                 self.restart(f"cannot look up {cursor.queue}: {reason}")
 
@@ -192,7 +195,10 @@ class ConsumerSession(AmqpSession):
         def on_bound(_frame: Any) -> None:
             self.log.info("history.declared", queue=cursor.queue, arguments=cursor.declare)
             self.queue = cursor.queue
-            self._start_consuming({OFFSET_HEADER: cursor.attach_at()})
+            # A new stream holds no position of ours: whatever it gets from now on is new.
+            attach = cursor.attach_at() if cursor.position is None else "first"
+            cursor.position = None
+            self._start_consuming({OFFSET_HEADER: attach})
 
         self.channel.queue_declare(
             cursor.queue,

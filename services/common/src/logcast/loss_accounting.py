@@ -108,10 +108,15 @@ class SequenceTracker:
         """Treat every number of ``publisher`` up to ``seq`` as seen (read back from an archive):
         a resend of one of them is a duplicate, and nothing before it is counted as missed."""
         track = self._tracks.get(publisher)
-        if track is None or (track.expected <= seq and not track.ahead):
+        if track is None:
             self._tracks[publisher] = _Track(start=0, expected=seq + 1)
             if len(self._tracks) > self.max_publishers:
                 self._tracks.popitem(last=False)
+        elif track.expected <= seq:
+            track.start = 0
+            track.expected = seq + 1
+            track.ahead = {n for n in track.ahead if n > seq}
+            self._advance(track)
 
     def settle_due(self, now: float) -> list[Gap]:
         """Count as missed every gap that has waited ``reorder_seconds``; call it periodically."""

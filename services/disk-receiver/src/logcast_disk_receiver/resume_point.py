@@ -53,17 +53,22 @@ def remove_torn_tail(path: Path) -> int:
 
 
 def _tail_lines(path: Path) -> list[bytes]:
+    """The whole records in the last TAIL_BYTES, or more if the last record is longer."""
     try:
         with path.open("rb") as file:
             size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - TAIL_BYTES))
-            data = file.read()
+            want = TAIL_BYTES
+            while True:
+                start = max(0, size - want)
+                file.seek(start)
+                lines = [line for line in file.read().split(b"\n") if line]
+                if start > 0:
+                    lines = lines[1:]  # starts mid-record
+                if lines or start == 0:
+                    return lines
+                want *= 4
     except FileNotFoundError:
         return []
-    lines = data.split(b"\n")
-    if size > TAIL_BYTES:
-        lines = lines[1:]  # starts mid-record
-    return [line for line in lines if line]
 
 
 def read_resume_point(path: Path, backup_count: int) -> ResumePoint:
