@@ -75,7 +75,8 @@ def archive(log_dir: Path, exchange: str) -> list[dict[str, Any]]:
     path = log_dir / f"{exchange}.history.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+    whole = path.read_bytes().split(b"\n")[:-1]  # a record being written has no newline yet
+    return [json.loads(line) for line in whole]
 
 
 def wait_archived(log_dir: Path, exchange: str, count: int, timeout: float) -> list[Any]:
