@@ -1,10 +1,12 @@
-"""A loopback TCP proxy whose links the test can cut, to simulate a dropped connection."""
+"""A loopback TCP proxy whose links the test can cut (a dropped connection, a killed node), or
+freeze (a hung or partitioned node: connections stay open and nothing gets through)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
@@ -16,6 +18,7 @@ class CuttableProxy:
         self._links: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._frozen = threading.Event()
         self.cuts = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -39,10 +42,11 @@ class CuttableProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                while self._frozen.is_set() and not self._closed.is_set():
+                    time.sleep(0.05)  # held, and nothing more is read: the buffers fill up
                 dst.sendall(data)
         for sock in (src, dst):
             with contextlib.suppress(OSError):
@@ -60,6 +64,15 @@ class CuttableProxy:
                 sock.close()
         self.cuts += 1
         return len(links) // 2
+
+    def freeze(self) -> None:
+        """Forward nothing more, in either direction, and close nothing."""
+        self._frozen.set()
+
+    def go_down(self) -> int:
+        """A killed node: every link reset, and new connections refused."""
+        self._listener.close()
+        return self.cut()
 
     def close(self) -> None:
         self._closed.set()

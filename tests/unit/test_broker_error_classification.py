@@ -68,7 +68,9 @@ class Rig:
 
     def run(self) -> None:
         """What Consumer.run does, spelled out: sessions under run_with_reconnect."""
-        run_with_reconnect(self.consumer._new_session, self.settings, self.stop)
+        run_with_reconnect(
+            self.consumer._new_session, self.settings, self.stop, self.consumer.nodes
+        )
 
     def ends_cleanly(self) -> None:
         """A session that comes up, is stopped and ends without error."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from logcast.amqp_session import effective_url, redact_url
+from logcast.amqp_session import effective_urls, redact_url
 from logcast.errors import UsageError
 from logcast.levels import Level
 from logcast.settings import CommonSettings, load_settings
@@ -49,5 +49,5 @@ def test_password_comes_from_secret_file(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("LOGCAST_SECRETS_DIR", str(tmp_path))
     settings = load_settings(CommonSettings, ["--amqp-url", "amqp://svc@broker:5672/%2F"])
     assert settings.amqp_password == SecretStr("s3cr3t/pw")
-    assert effective_url(settings) == "amqp://svc:s3cr3t%2Fpw@broker:5672/%2F"
-    assert redact_url(effective_url(settings)) == "amqp://svc:***@broker:5672/%2F"
+    assert effective_urls(settings) == ["amqp://svc:s3cr3t%2Fpw@broker:5672/%2F"]
+    assert redact_url(effective_urls(settings)[0]) == "amqp://svc:***@broker:5672/%2F"

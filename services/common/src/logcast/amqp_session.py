@@ -5,6 +5,7 @@ A session only records how it ended; ``run_with_reconnect`` decides whether to c
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -25,6 +26,7 @@ from logcast.errors import (
     LogcastError,
     UsageError,
 )
+from logcast.pika_internals import dead_link
 from logcast.service_main import ServiceContext
 from logcast.settings import CommonSettings
 from logcast.shutdown import StopSignal
@@ -50,22 +52,51 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def effective_url(settings: CommonSettings) -> str:
-    url = str(settings.amqp_url)
+def effective_urls(settings: CommonSettings) -> list[str]:
+    """Every node's URL, with --amqp-password (or the secret file) in place of its password."""
+    urls = [str(url) for url in settings.amqp_url]
     if settings.amqp_password is None:
-        return url
-    parts = urlsplit(url)
+        return urls
     password = quote(settings.amqp_password.get_secret_value(), safe="")
-    netloc = f"{parts.username or ''}:{password}@{parts.hostname}"
-    netloc += f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=netloc))
+    with_password = []
+    for url in urls:
+        parts = urlsplit(url)
+        netloc = f"{parts.username or ''}:{password}@{parts.hostname}"
+        netloc += f":{parts.port}" if parts.port else ""
+        with_password.append(urlunsplit(parts._replace(netloc=netloc)))
+    return with_password
+
+
+def node_name(url: str) -> str:
+    """host:port of a URL, for logs."""
+    parts = urlsplit(url)
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    return f"{parts.hostname or 'localhost'}:{port}"
+
+
+class BrokerNodes:
+    """The brokers a service may use: it starts at a random one, so that replicas spread over a
+    cluster, and moves to the next whenever a session could not connect or was lost."""
+
+    def __init__(self, urls: list[str], *, start: int | None = None) -> None:
+        self.urls = urls
+        self.index = random.randrange(len(urls)) if start is None else start % len(urls)
+
+    @property
+    def current(self) -> str:
+        return self.urls[self.index]
+
+    def advance(self) -> None:
+        self.index = (self.index + 1) % len(self.urls)
+
+    def describe(self) -> str:
+        return ", ".join(redact_url(url) for url in self.urls)
 
 
 def describe_connect_error(error: BaseException, url: str) -> str:
     """One line for a failed connection attempt, naming the host and port (not pika's repr)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    where = f"{host}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+    host = urlsplit(url).hostname or "localhost"
+    where = node_name(url)
     # pika wraps the cause several times: AMQPConnectionError(AMQPConnectionWorkflowFailed(
     # [..., AMQPConnectorSocketConnectError(exception=ConnectionRefusedError(...))])).
     inner: BaseException = error
@@ -91,8 +122,8 @@ def describe_connect_error(error: BaseException, url: str) -> str:
     return f"{where}: {type(inner).__name__}" + (f": {inner}" if str(inner) else "")
 
 
-def connection_parameters(settings: CommonSettings, service: str) -> pika.URLParameters:
-    params = pika.URLParameters(effective_url(settings))
+def connection_parameters(settings: CommonSettings, service: str, url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
     params.heartbeat = settings.heartbeat
     params.connection_attempts = 1  # retries belong to run_with_reconnect
     params.socket_timeout = 5
@@ -124,6 +155,9 @@ class SessionOwner(Protocol):
     @property
     def ioloop(self) -> IOLoop: ...
 
+    @property
+    def nodes(self) -> BrokerNodes: ...
+
 
 class AmqpSession(ABC):
     """Owns one connection and one channel; records what happened for the outer loop."""
@@ -133,8 +167,11 @@ class AmqpSession(ABC):
         self.service = owner.context.service
         self.stop: StopSignal = owner.context.stop
         self.ioloop = owner.ioloop
+        self.nodes = owner.nodes
+        self.url = owner.nodes.current
         self._connect = connect
-        self.log = structlog.get_logger()
+        # Every event of the session names the node it is on.
+        self.log = structlog.get_logger().bind(node=node_name(self.url))
         self._ready_at: float | None = None
         self.channel: Any = None
         self._connection: Any = None
@@ -143,6 +180,8 @@ class AmqpSession(ABC):
         self._closing = False
         self._stop_seen_at: float | None = None
         self._timer: Any = None
+        self._rx_bytes = -1  # bytes received at the last check, and since when
+        self._rx_since = 0.0
 
     @property
     def ready(self) -> bool:
@@ -157,7 +196,7 @@ class AmqpSession(ABC):
     def run(self) -> None:
         """Block until the session ends; raise ConnectionLostError or a LogcastError."""
         self._connection = self._connect(
-            connection_parameters(self.settings, self.service),
+            connection_parameters(self.settings, self.service, self.url),
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_connection_closed,
@@ -169,6 +208,7 @@ class AmqpSession(ABC):
         if self._fatal is not None:
             raise self._fatal
         if self._lost is not None:
+            self.nodes.advance()  # the next attempt goes to the next node
             ready_for = 0.0 if self._ready_at is None else time.monotonic() - self._ready_at
             raise ConnectionLostError(self._lost, was_ready=self.ready, ready_seconds=ready_for)
 
@@ -233,16 +273,14 @@ class AmqpSession(ABC):
             pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError,
         ):
             self._fatal = AccessRefusedError(
-                f"broker refused the credentials for {redact_url(str(self.settings.amqp_url))}"
+                f"broker refused the credentials for {redact_url(self.url)}"
             )
         elif isinstance(error, pika.exceptions.ProbableAccessDeniedError):
             self._fatal = AccessRefusedError(
-                f"broker refused access to the vhost of {redact_url(str(self.settings.amqp_url))}"
+                f"broker refused access to the vhost of {redact_url(self.url)}"
             )
         elif not self._closing:
-            self._lost = "cannot connect: " + describe_connect_error(
-                error, str(self.settings.amqp_url)
-            )
+            self._lost = "cannot connect: " + describe_connect_error(error, self.url)
         self.on_disconnected()
         self.ioloop.stop()
 
@@ -288,16 +326,37 @@ class AmqpSession(ABC):
             elif now - self._stop_seen_at > _STOP_CLOSE_SECONDS and not self._closing:
                 self.log.warning("stop.forced", hint="closing without finishing the session")
                 self.close()
+        self._watch_silence(time.monotonic())
         self.on_tick()
         self._timer = self.ioloop.call_later(_HOUSEKEEPING_SECONDS, self._housekeeping)
 
+    def _watch_silence(self, now: float) -> None:
+        """A node that hangs or is cut off (no FIN) sends nothing, heartbeats included: after
+        --heartbeat seconds of silence (two missed heartbeats) the connection is dropped, and
+        the next session goes to the next node."""
+        connection = self._connection
+        limit = self.settings.heartbeat
+        received = getattr(connection, "bytes_received", None)
+        if not limit or received is None or not connection.is_open or self._closing:
+            return
+        if received != self._rx_bytes:
+            self._rx_bytes, self._rx_since = received, now
+        elif now - self._rx_since > limit:
+            silent = round(now - self._rx_since, 1)
+            self.log.warning("amqp.silent", seconds=silent, hint="node hung or cut off")
+            dead_link.drop(connection, f"nothing received from {node_name(self.url)} for {silent}s")
+
 
 def run_with_reconnect(
-    make_session: Callable[[], AmqpSession], settings: CommonSettings, stop: StopSignal
+    make_session: Callable[[], AmqpSession],
+    settings: CommonSettings,
+    stop: StopSignal,
+    nodes: BrokerNodes,
 ) -> None:
     """Run sessions until one ends cleanly; reconnect with backoff and jitter when the link fails.
 
-    Backoff restarts after a session that was ready, so a broker restart costs one short wait.
+    A failed attempt goes on to the next node at once; the backoff applies after a whole round.
+    It restarts after a session that was ready, so a broker restart costs one short wait.
     Sessions that keep ending soon after they got ready back off too, from the second in a row.
     """
     log = structlog.get_logger()
@@ -322,10 +381,16 @@ def run_with_reconnect(
         if not stop.requested:
             make_session().run()
 
+    def wait_before(state: tenacity.RetryCallState) -> float:
+        rounds, within = divmod(state.attempt_number, len(nodes.urls))
+        if within:
+            return 0.0
+        return float(min(5.0, 0.2 * 2.0 ** (rounds - 1) + random.uniform(0, 0.5)))
+
     while True:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(should_retry),
-            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.5),
+            wait=wait_before,
             stop=give_up,
             sleep=stop.sleep,
             before_sleep=announce,
@@ -345,6 +410,6 @@ def run_with_reconnect(
                     stop.sleep(wait)
                 continue
             raise BrokerUnreachableError(
-                f"broker at {redact_url(str(settings.amqp_url))} unreachable for "
+                f"broker at {nodes.describe()} unreachable for "
                 f"{settings.retry_timeout:g}s: {error.reason}"
             ) from None

@@ -20,7 +20,13 @@ import structlog
 from pika.adapters.select_connection import IOLoop
 
 from logcast import pika_internals
-from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
+from logcast.amqp_session import (
+    AmqpSession,
+    BrokerNodes,
+    Connect,
+    effective_urls,
+    run_with_reconnect,
+)
 from logcast.errors import AccessRefusedError, InternalError, LogcastError
 from logcast.health import HealthBeacon
 from logcast.history_stream import OFFSET_HEADER, HistoryCursor, missing_queue
@@ -432,6 +438,7 @@ class Consumer:
         self.cursor = cursor
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
+        self.nodes = BrokerNodes(effective_urls(settings))
         self.tracker = SequenceTracker()
         self.counts = ReceiveCounts()
         self._connect = connect
@@ -500,7 +507,7 @@ class Consumer:
 
     def run(self) -> None:
         try:
-            run_with_reconnect(self._new_session, self.settings, self.context.stop)
+            run_with_reconnect(self._new_session, self.settings, self.context.stop, self.nodes)
         finally:
             self.health.down()
             self.ioloop.close()

@@ -19,7 +19,13 @@ import structlog
 from pika.adapters.select_connection import IOLoop
 
 from logcast import pika_internals
-from logcast.amqp_session import AmqpSession, Connect, run_with_reconnect
+from logcast.amqp_session import (
+    AmqpSession,
+    BrokerNodes,
+    Connect,
+    effective_urls,
+    run_with_reconnect,
+)
 from logcast.confirm_ledger import ConfirmLedger, PublishCounts
 from logcast.errors import InternalError, LogcastError, UsageError
 from logcast.health import HealthBeacon
@@ -253,6 +259,7 @@ class Publisher:
         self.feed = MessageFeed(self.wake)
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
+        self.nodes = BrokerNodes(effective_urls(settings))
         self._connect = connect
         self._session: PublisherSession | None = None
         self._sessions = 0
@@ -308,7 +315,7 @@ class Publisher:
         reader.start()
         error: LogcastError | None = None
         try:
-            run_with_reconnect(self._new_session, self.settings, stop)
+            run_with_reconnect(self._new_session, self.settings, stop, self.nodes)
         except LogcastError as exc:
             error = exc
         finally:

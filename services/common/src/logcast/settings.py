@@ -12,6 +12,7 @@ from pydantic import AmqpDsn, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     CliApp,
+    NoDecode,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
@@ -29,6 +30,15 @@ _SECRET_FIELDS = frozenset({"amqp_url", "amqp_password"})
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
+
+def _split_urls(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# One broker URL, or a cluster's nodes separated by commas (not JSON, in a variable too).
+AmqpUrls = Annotated[list[AmqpDsn], NoDecode, BeforeValidator(_split_urls)]
 
 # Levels are accepted in any case (``ERROR``, ``Error``), as in the tutorial's messages.
 LevelSetting = Annotated[Level, BeforeValidator(_lower)]
@@ -55,9 +65,13 @@ class CommonSettings(BaseSettings):
         extra="ignore",
     )
 
-    amqp_url: AmqpDsn = Field(
-        AmqpDsn("amqp://guest:guest@localhost:5672/%2F"),
-        description="Broker URL (amqp:// or amqps://); the vhost is the URL path, %2F for /",
+    amqp_url: AmqpUrls = Field(
+        default_factory=lambda: [AmqpDsn("amqp://guest:guest@localhost:5672/%2F")],
+        min_length=1,
+        max_length=64,
+        description="Broker URL (amqp:// or amqps://), or a cluster's nodes separated by commas: "
+        "tried from a random one on, the next after a failure; the vhost is the URL path, %2F "
+        "for /",
     )
     amqp_password: SecretStr | None = Field(
         None,

@@ -77,6 +77,9 @@ def _checks() -> dict[str, Callable[[], bool]]:
             _assigns(connection, "_init_connection_state", "bytes_sent", "frames_sent")
             and _assigns(connection, "_output_marshaled_frames", "bytes_sent", "frames_sent")
         ),
+        "Connection._terminate_stream(self, error)": lambda: _params(
+            connection._terminate_stream, "self", "error"
+        ),
         "BaseConnection._adapter_emit_data(self, data)": lambda: _params(
             base_connection.BaseConnection._adapter_emit_data, "self", "data"
         ),
