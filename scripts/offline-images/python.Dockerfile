@@ -1,7 +1,9 @@
-# Stand-in for python:3.x-slim, built from Debian packages (no registry needed).
+# Stand-in for python:3.x-slim, built from Debian packages (no registry needed): bookworm gives
+# Python 3.11, trixie 3.13.
 # The build context's certs/ holds this machine's TLS-interception CA, copied in by the script at
 # build time so pip/uv work inside builds; it only ever lives in this local image.
-FROM local/debian:bookworm
+ARG SUITE=bookworm
+FROM local/debian:${SUITE}
 COPY certs/ /usr/local/share/ca-certificates/
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \

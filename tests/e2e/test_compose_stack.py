@@ -341,6 +341,9 @@ def test_stack_end_to_end(compose: Compose) -> None:
     wait_for(lambda: all_healthy(compose), 180, "every container healthy", interval=2)
     up_seconds = time.monotonic() - started
     print(f"e2e: build {build_seconds:.0f}s, build+up+healthy {up_seconds:.0f}s")
+    # Our config, definitions and topology use no deprecated broker feature (4.x warns at boot).
+    broker_log = compose.text("logs", "--no-color", "rabbitmq")
+    assert not [x for x in broker_log.splitlines() if "deprecat" in x.lower()], broker_log[-3000:]
 
     # 3. a batch reaches every replica; each disk replica has its own file
     first = send_batch(compose, "first")
