@@ -18,7 +18,7 @@ from tests.services import wait_for
 K = 200
 STUCK_LINES = 200_000
 HISTORY_LINES = 5000
-HISTORY_PACE = 500  # lines per second: the broker restart lands mid-stream
+HISTORY_PACE = 250  # lines per second: the broker restart lands mid-stream
 SCALE = ["--scale", "screen-receiver=2", "--scale", "disk-receiver=2"]
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -281,11 +281,9 @@ def history_survives_a_broker_restart(compose: Compose) -> None:
     lines = [f"info: {tag}-{i:05d}" for i in range(HISTORY_LINES)]
     emitter = paced_emitter(compose, lines)
     wait_for(
-        lambda: (
-            len(archived_texts(archiver)) > 0 and any(tag in t for t in archived_texts(archiver))
-        ),
+        lambda: sum(tag in t for t in archived_texts(archiver)) >= HISTORY_LINES // 10,
         60,
-        "history lines archived",
+        "a tenth of the history lines archived",
         1,
     )
     compose.run("restart", "rabbitmq", timeout=120)
@@ -294,6 +292,7 @@ def history_survives_a_broker_restart(compose: Compose) -> None:
     done = next(json.loads(x) for x in errors.splitlines() if '"emitter.done"' in x)
     assert done["confirmed"] == HISTORY_LINES and done["unroutable"] == 0, done
     readies = [json.loads(x) for x in errors.splitlines() if '"event": "ready"' in x]
+    # Two sessions: the restart landed while it was sending.
     assert len(readies) >= 2 and all(r["history"] == "bound" for r in readies), readies
 
     def all_archived() -> list[str] | None:
