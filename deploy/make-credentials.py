@@ -4,8 +4,9 @@
     python3 deploy/make-credentials.py OUT_DIR [--exchange logs]
         [--history-max-age 24h] [--history-max-bytes 1073741824]
 
-Writes OUT_DIR/{emitter,screen-receiver,disk-receiver,admin}.password and OUT_DIR/definitions.json
-(salted SHA-256 hashes only, as RabbitMQ stores them). The definitions also declare the exchange,
+Writes OUT_DIR/{emitter,screen-receiver,disk-receiver,admin}.password, OUT_DIR/erlang.cookie (the
+shared secret of a cluster's nodes, deploy/cluster) and OUT_DIR/definitions.json (salted SHA-256
+hashes only, as RabbitMQ stores them). The definitions also declare the exchange,
 the history stream <exchange>.history with its retention, and the binding between them, which the
 broker restores at every boot. Standard library only, so it runs anywhere.
 """
@@ -132,6 +133,10 @@ def main() -> None:
         path.write_text(password + "\n")
         # The services run as uid 10001 and read this through a compose secret (a bind mount).
         os.chmod(path, 0o644)
+    cookie = args.out_dir / "erlang.cookie"
+    cookie.write_text(secrets.token_hex(32))
+    # Read through a compose secret by the broker's own user; the entrypoint copies it owner-only.
+    os.chmod(cookie, 0o644)
     (args.out_dir / "definitions.json").write_text(
         json.dumps(
             definitions(passwords, args.exchange, args.history_max_age, args.history_max_bytes),
@@ -139,7 +144,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {len(passwords)} passwords and definitions.json to {args.out_dir}")
+    print(f"wrote {len(passwords)} passwords, erlang.cookie and definitions.json to {args.out_dir}")
 
 
 if __name__ == "__main__":

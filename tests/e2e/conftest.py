@@ -41,8 +41,9 @@ def free_port() -> int:
 
 
 class Compose:
-    def __init__(self, project: str) -> None:
+    def __init__(self, project: str, files: tuple[str, ...] = ()) -> None:
         self.project = project
+        self.files = [arg for name in files for arg in ("-f", name)]
         self.env = os.environ | {
             "LOGCAST_MANAGEMENT_PORT": str(free_port()),
             "LOGCAST_EMITTER_METRICS_PORT": str(free_port()),
@@ -58,11 +59,14 @@ class Compose:
             "LOGCAST_PREFETCH": "100",
         }
 
+    def command(self, *args: str) -> list[str]:
+        return ["docker", "compose", "-p", self.project, *self.files, *args]
+
     def run(
         self, *args: str, input_bytes: bytes | None = None, timeout: float = 300, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         done = subprocess.run(
-            ["docker", "compose", "-p", self.project, *args],
+            self.command(*args),
             cwd=ROOT,
             env=self.env,
             input=input_bytes,

@@ -106,7 +106,7 @@ def stuck_receiver_counts_what_it_missed(compose: Compose) -> None:
     stuck, healthy = compose.container_ids("screen-receiver")
     tag = f"stuck-{RUN_ID}"
     emitter = subprocess.Popen(
-        ["docker", "compose", "-p", compose.project, "run", "--rm", "-T", "emitter", "--stdin"],
+        compose.command("run", "--rm", "-T", "emitter", "--stdin"),
         cwd=ROOT,
         env=compose.env,
         stdin=subprocess.PIPE,
@@ -231,7 +231,7 @@ def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
 def paced_emitter(compose: Compose, lines: list[str]) -> subprocess.Popen[bytes]:
     """``docker compose run -T emitter --stdin``, fed HISTORY_PACE lines a second from a thread."""
     emitter = subprocess.Popen(
-        ["docker", "compose", "-p", compose.project, "run", "--rm", "-T", "emitter", "--stdin"],
+        compose.command("run", "--rm", "-T", "emitter", "--stdin"),
         cwd=ROOT,
         env=compose.env,
         stdin=subprocess.PIPE,
