@@ -182,6 +182,7 @@ class AmqpSession(ABC):
         self._timer: Any = None
         self._rx_bytes = -1  # bytes received at the last check, and since when
         self._rx_since = 0.0
+        self._last_watch = 0.0
 
     @property
     def ready(self) -> bool:
@@ -339,7 +340,9 @@ class AmqpSession(ABC):
         received = getattr(connection, "bytes_received", None)
         if not limit or received is None or not connection.is_open or self._closing:
             return
-        if received != self._rx_bytes:
+        stalled = now - self._last_watch > 1.0  # our loop was blocked: the node is not to blame
+        self._last_watch = now
+        if received != self._rx_bytes or stalled:
             self._rx_bytes, self._rx_since = received, now
         elif now - self._rx_since > limit:
             silent = round(now - self._rx_since, 1)
