@@ -3,7 +3,8 @@
 Each fault lands on the node the sending emitter is on, while it sends marked lines through
 ``docker compose run -T emitter --stdin``. The emitter must exit 0; live receivers on that node
 must consume from another node within 15 s; the archive (disk-receiver --resume) must hold
-every line exactly once; the node must rejoin afterwards.
+every line exactly once (in its own time: a history reader has no 15 s bound); the node must
+rejoin afterwards.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def fault_while_sending(compose: Compose, fault: str, tag: str) -> list[str]:
     node = str(first["node"])  # host:port
     service = node.partition(":")[0]
     (victim,) = compose.container_ids(service)
-    receivers = compose.container_ids("screen-receiver") + compose.container_ids("disk-receiver")
-    hit = [cid for cid in receivers if on_node(cid, node)]
+    # The live receivers on that node must be back within 15 s; the archiver (a history reader)
+    # must only end up with every line, which the caller checks.
+    hit = [cid for cid in compose.container_ids("screen-receiver") if on_node(cid, node)]
     time.sleep(3)  # mid-stream
     failed_at = time.time()
     subprocess.run(["docker", fault, victim], check=True, capture_output=True)
@@ -178,8 +180,7 @@ def fault_while_sending(compose: Compose, fault: str, tag: str) -> list[str]:
         assert sender.proc.wait(300) == 0, sender.events[-5:]
         done = sender.named("emitter.done")[0]
         assert done["confirmed"] == LINES and done["unconfirmed"] == 0, done
-        screens = set(compose.container_ids("screen-receiver"))
-        for cid in (c for c in hit if c in screens):
+        for cid in hit:
             printed, missed = wait_for(
                 lambda c=cid: accounted(c, tag, str(first["publisher"])),
                 60,
@@ -240,7 +241,7 @@ def test_cluster_survives_a_killed_and_a_hung_node(cluster: Compose) -> None:
         counts = Counter(t for t in archived_texts(archiver) if RUN_ID in t)
         return counts if sum(counts.values()) >= len(sent) else None
 
-    counts = wait_for(archived, 180, "every line archived", 2)
+    counts = wait_for(archived, 300, "every line archived", 2)
     time.sleep(2)
     counts = Counter(t for t in archived_texts(archiver) if RUN_ID in t)
     assert set(counts) == set(sent) and max(counts.values()) == 1, (
