@@ -81,6 +81,17 @@ class Compose:
             )
         return done
 
+    def emitter_on_stdin(self) -> subprocess.Popen[bytes]:
+        """``docker compose run -T emitter --stdin``, its stdin and stderr piped to the test."""
+        return subprocess.Popen(
+            self.command("run", "--rm", "-T", "emitter", "--stdin"),
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
     def text(self, *args: str, timeout: float = 120) -> str:
         return self.run(*args, timeout=timeout).stdout.decode(errors="replace")
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import QUEUE_MAX_BYTES, ROOT, Compose
+from tests.e2e.conftest import QUEUE_MAX_BYTES, Compose
 from tests.services import wait_for
 
 K = 200
@@ -105,14 +105,7 @@ def stuck_receiver_counts_what_it_missed(compose: Compose) -> None:
     its byte bound, and after SIGCONT its missed count equals what it never printed."""
     stuck, healthy = compose.container_ids("screen-receiver")
     tag = f"stuck-{RUN_ID}"
-    emitter = subprocess.Popen(
-        compose.command("run", "--rm", "-T", "emitter", "--stdin"),
-        cwd=ROOT,
-        env=compose.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    emitter = compose.emitter_on_stdin()
     assert emitter.stdin is not None
     # A few lines first, so that the receiver knows this publisher before it loses anything.
     head = [f"info: {tag}-head-{i}" for i in range(10)]
@@ -230,14 +223,7 @@ def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
 
 def paced_emitter(compose: Compose, lines: list[str]) -> subprocess.Popen[bytes]:
     """``docker compose run -T emitter --stdin``, fed HISTORY_PACE lines a second from a thread."""
-    emitter = subprocess.Popen(
-        compose.command("run", "--rm", "-T", "emitter", "--stdin"),
-        cwd=ROOT,
-        env=compose.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    emitter = compose.emitter_on_stdin()
 
     def feed() -> None:
         assert emitter.stdin is not None

@@ -29,7 +29,12 @@ from logcast.amqp_session import (
 )
 from logcast.errors import AccessRefusedError, InternalError, LogcastError
 from logcast.health import HealthBeacon
-from logcast.history_stream import OFFSET_HEADER, HistoryCursor, missing_queue
+from logcast.history_stream import (
+    OFFSET_HEADER,
+    HistoryCursor,
+    missing_queue,
+    on_throwaway_channel,
+)
 from logcast.loss_accounting import Gap, SequenceTracker
 from logcast.metrics import Kind, Sample, session_samples
 from logcast.pika_internals.fast_delivery import FastDeliveryReader
@@ -118,17 +123,8 @@ class ConsumerSession(AmqpSession):
     # ---- history mode ----------------------------------------------------------------------
     def _find_stream(self, cursor: HistoryCursor) -> None:
         """Look the stream up on a throwaway channel: a missing queue closes the channel."""
-        found: list[bool] = []
 
-        def on_open(probe: Any) -> None:
-            def on_declare_ok(_frame: Any) -> None:
-                found.append(True)
-                probe.close()
-
-            probe.add_on_close_callback(on_closed)
-            probe.queue_declare(cursor.queue, passive=True, callback=on_declare_ok)
-
-        def on_closed(_probe: Any, reason: Any) -> None:
+        def found_or_not(found: bool, reason: Any) -> None:
             if self.channel is None or self._closing:
                 return
             if found:
@@ -145,7 +141,11 @@ class ConsumerSession(AmqpSession):
             else:
                 self.restart(f"cannot look up {cursor.queue}: {reason}")
 
-        self.connection.channel(on_open_callback=on_open)
+        on_throwaway_channel(
+            self.connection,
+            lambda probe, ok: probe.queue_declare(cursor.queue, passive=True, callback=ok),
+            found_or_not,
+        )
 
     def _check_position(self, cursor: HistoryCursor) -> None:
         """Read our position back on a throwaway channel before attaching after it. An attach

@@ -131,23 +131,35 @@ def missing_queue(reason: Any) -> bool:
     )
 
 
-def bind_history(connection: Any, exchange: str, on_done: Callable[[str], None]) -> None:
-    """Bind ``<exchange>.history`` to the exchange on a throwaway channel, since an error closes
-    the channel it happens on. ``on_done`` gets "bound", "absent" (no stream: nothing to do),
-    "unavailable" (it exists but its node is down or starting: try again), "refused" (this user
-    may not bind it) or "failed" (the connection went, say)."""
-    queue = history_queue(exchange)
-    bound: list[bool] = []
+def on_throwaway_channel(
+    connection: Any,
+    operation: Callable[[Any, Callable[[Any], None]], None],
+    on_done: Callable[[bool, Any], None],
+) -> None:
+    """Run one operation that may fail on a channel of its own (a failure closes the channel it
+    happens on). ``operation(channel, ok)`` gets ``ok`` as its reply callback; ``on_done`` gets
+    (succeeded, the reason the channel closed)."""
+    succeeded: list[bool] = []
 
     def on_open(channel: Any) -> None:
-        def on_bind_ok(_frame: Any) -> None:
-            bound.append(True)
+        def ok(_frame: Any) -> None:
+            succeeded.append(True)
             channel.close()
 
-        channel.add_on_close_callback(on_closed)
-        channel.queue_bind(queue, exchange, callback=on_bind_ok)
+        channel.add_on_close_callback(lambda _channel, reason: on_done(bool(succeeded), reason))
+        operation(channel, ok)
 
-    def on_closed(_channel: Any, reason: Any) -> None:
+    connection.channel(on_open_callback=on_open)
+
+
+def bind_history(connection: Any, exchange: str, on_done: Callable[[str], None]) -> None:
+    """Bind ``<exchange>.history`` to the exchange on a throwaway channel. ``on_done`` gets
+    "bound", "absent" (no stream: nothing to do), "unavailable" (it exists but its node is down
+    or starting: try again), "refused" (this user may not bind it) or "failed" (the connection
+    went, say)."""
+    queue = history_queue(exchange)
+
+    def outcome(bound: bool, reason: Any) -> None:
         code = getattr(reason, "reply_code", 0)
         if bound:
             on_done("bound")
@@ -156,4 +168,6 @@ def bind_history(connection: Any, exchange: str, on_done: Callable[[str], None])
         else:
             on_done("refused" if code == 403 else "failed")
 
-    connection.channel(on_open_callback=on_open)
+    on_throwaway_channel(
+        connection, lambda channel, ok: channel.queue_bind(queue, exchange, callback=ok), outcome
+    )
