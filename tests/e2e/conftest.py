@@ -40,6 +40,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_docker(
+    command: list[str],
+    env: dict[str, str],
+    input_bytes: bytes | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """A docker CLI command from the repository root; a failure shows its stderr's tail."""
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        input=input_bytes,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command[:4])} ... exited {done.returncode}:\n"
+            f"{done.stderr.decode(errors='replace')[-3000:]}"
+        )
+    return done
+
+
 class Compose:
     def __init__(self, project: str, files: tuple[str, ...] = ()) -> None:
         self.project = project
@@ -65,21 +90,7 @@ class Compose:
     def run(
         self, *args: str, input_bytes: bytes | None = None, timeout: float = 300, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
-        done = subprocess.run(
-            self.command(*args),
-            cwd=ROOT,
-            env=self.env,
-            input=input_bytes,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"docker compose {' '.join(args)} exited {done.returncode}:\n"
-                f"{done.stderr.decode(errors='replace')[-3000:]}"
-            )
-        return done
+        return run_docker(self.command(*args), self.env, input_bytes, timeout, check)
 
     def emitter_on_stdin(self) -> subprocess.Popen[bytes]:
         """``docker compose run -T emitter --stdin``, its stdin and stderr piped to the test."""
