@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -38,6 +39,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def archived_texts(container: str) -> list[str]:
+    """The texts in a --resume archiver's file (logs.history.jsonl), whole records only."""
+    out = subprocess.run(
+        ["docker", "exec", container, "cat", "/var/lib/logcast/logs.history.jsonl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    whole = out.split("\n")[:-1]  # a record being written has no newline yet
+    return [json.loads(row)["text"] for row in whole if row]
 
 
 def run_docker(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import QUEUE_MAX_BYTES, Compose
+from tests.e2e.conftest import QUEUE_MAX_BYTES, Compose, archived_texts
 from tests.services import wait_for
 
 K = 200
@@ -236,17 +236,6 @@ def paced_emitter(compose: Compose, lines: list[str]) -> subprocess.Popen[bytes]
 
     threading.Thread(target=feed, daemon=True).start()
     return emitter
-
-
-def archived_texts(container: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "exec", container, "cat", "/var/lib/logcast/logs.history.jsonl"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    whole = out.split("\n")[:-1]  # a record being written has no newline yet
-    return [json.loads(row)["text"] for row in whole if row]
 
 
 def history_survives_a_broker_restart(compose: Compose) -> None:
