@@ -1,6 +1,8 @@
 """python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, P6 latency, peak RSS, start-up.
 
 P1H and P3R add the history stream: P1 with it bound, and --resume draining it against P3.
+P1C (only with --only P1C; needs Docker and RABBITMQ_IMAGE) runs P1 across the nodes of a 3-node
+cluster against a standalone node.
 
 Every figure compares logcast with a raw baseline run in the same invocation on the same broker.
 """
@@ -19,13 +21,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import pika
+
+from bench.cluster_brokers import Brokers, cluster_brokers
 
 BIN = Path(sys.executable).parent
 DEFAULT_URL = os.environ.get("LOGCAST_BENCH_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
@@ -149,16 +153,17 @@ def make_input(work: Path, n: int) -> Path:
 
 
 class Bench:
-    def __init__(self, url: str, n: int, work: Path) -> None:
+    def __init__(self, url: str, n: int, work: Path, brokers: Brokers | None = None) -> None:
         self.url = url
+        self.brokers = brokers
         self.n = n
         self.work = work
         self.input = make_input(work, n)
         self.results: dict[str, float] = {}
 
-    def env(self, exchange: str) -> dict[str, str]:
+    def env(self, exchange: str, url: str | None = None) -> dict[str, str]:
         return {
-            "LOGCAST_AMQP_URL": self.url,
+            "LOGCAST_AMQP_URL": url or self.url,
             "LOGCAST_EXCHANGE": exchange,
             "LOGCAST_SECRETS_DIR": "/nonexistent",
             "LOGCAST_FSYNC": os.environ.get("BENCH_FSYNC", "interval"),
@@ -207,7 +212,9 @@ class Bench:
             {},
         )
 
-    def receivers(self, exchange: str) -> tuple[Proc, Proc, Path, Path]:
+    def receivers(
+        self, exchange: str, screen_url: str | None = None, disk_url: str | None = None
+    ) -> tuple[Proc, Proc, Path, Path]:
         log_dir = self.work / f"disk-{exchange}"
         log_dir.mkdir()
         screen_out = self.work / f"screen-{exchange}.out"
@@ -215,14 +222,14 @@ class Bench:
             "screen-receiver",
             [str(BIN / "screen-receiver"), "--color", "never"],
             self.work,
-            self.env(exchange),
+            self.env(exchange, screen_url),
             stdout_path=screen_out,
         )
         disk = spawn(
             "disk-receiver",
             [str(BIN / "disk-receiver"), "--log-dir", str(log_dir), "--instance", "bench"],
             self.work,
-            self.env(exchange),
+            self.env(exchange, disk_url),
         )
         screen.wait_ready(b'"event": "ready"')
         disk.wait_ready(b'"event": "ready"')
@@ -236,12 +243,12 @@ class Bench:
             if proc.wait(30) != 0:
                 raise RuntimeError(f"{proc.name} exited {proc.returncode}")
 
-    def emitter(self, exchange: str) -> Proc:
+    def emitter(self, exchange: str, url: str | None = None) -> Proc:
         return spawn(
             "emitter",
             [str(BIN / "emitter"), "--stdin"],
             self.work,
-            self.env(exchange),
+            self.env(exchange, url),
             stdin_path=self.input,
         )
 
@@ -256,11 +263,15 @@ class Bench:
             proc.wait()
         return end - publisher.started
 
-    def ours_p1(self, exchange: str) -> tuple[float, Proc, Proc, int]:
+    def ours_p1(
+        self, exchange: str, urls: tuple[str, str, str] | None = None
+    ) -> tuple[float, Proc, Proc, int]:
         """P1's logcast pipeline: seconds from the emitter's start until both receivers have it
-        all, the receivers (stopped) and how many lines the one with fewer lacks."""
-        screen, disk, screen_out, disk_file = self.receivers(exchange)
-        emitter = self.emitter(exchange)
+        all, the receivers (stopped) and how many lines the one with fewer lacks. ``urls``: the
+        emitter's, the screen receiver's and the disk receiver's broker."""
+        emitter_url, screen_url, disk_url = urls or (None, None, None)
+        screen, disk, screen_out, disk_file = self.receivers(exchange, screen_url, disk_url)
+        emitter = self.emitter(exchange, emitter_url)
         end = wait_lines([LineCounter(screen_out), LineCounter(disk_file)], self.n)
         emitter.wait()
         self.stop(screen, disk)
@@ -281,6 +292,21 @@ class Bench:
             "P1.lost": lost,
             "rss_mb.screen-receiver": screen.max_rss_kb / 1024,
             "rss_mb.disk-receiver": disk.max_rss_kb / 1024,
+        }
+
+    def p1c(self) -> None:
+        """P1 with the emitter and the two receivers on three different nodes of a cluster,
+        against the same pipeline on a standalone node of the same image."""
+        assert self.brokers is not None
+        single = (self.brokers.single,) * 3
+        single_seconds, *_ = self.ours_p1(f"bench-p1c-single-{uuid.uuid4().hex[:6]}", single)
+        exchange = f"bench-p1c-cluster-{uuid.uuid4().hex[:6]}"
+        cluster_seconds, _, _, lost = self.ours_p1(exchange, self.brokers.nodes)
+        self.results |= {
+            "P1C.single_msgs_per_s": self.n / single_seconds,
+            "P1C.cluster_msgs_per_s": self.n / cluster_seconds,
+            "P1C.ratio": single_seconds / cluster_seconds,
+            "P1C.lost": lost,
         }
 
     @contextmanager
@@ -657,6 +683,8 @@ def pace(stream: IO[bytes], rate: int, count: int) -> None:
 
 TARGETS = {"P1.ratio": 1.5, "P1H.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
 MEASUREMENTS = ["P1", "P1H", "P2", "P3", "P3R", "P6", "P7", "P8"]
+# Only when asked for: it starts its own brokers in Docker (a 3-node cluster and a single node).
+ON_REQUEST = ["P1C"]
 CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
     "P7.emitter_slowdown": 1.1,
     "P7.healthy_slowdown": 1.1,
@@ -669,15 +697,17 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="report the median of the rounds")
     parser.add_argument("--amqp-url", default=DEFAULT_URL)
-    parser.add_argument("--only", choices=MEASUREMENTS, action="append")
+    parser.add_argument("--only", choices=MEASUREMENTS + ON_REQUEST, action="append")
     args = parser.parse_args()
+    names = args.only or MEASUREMENTS
     rounds: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp, ExitStack() as stack:
+        brokers = stack.enter_context(cluster_brokers()) if "P1C" in names else None
         for number in range(args.rounds):
             work = Path(tmp) / f"round-{number}"
             work.mkdir()
-            bench = Bench(args.amqp_url, args.messages, work)
-            for name in args.only or MEASUREMENTS:
+            bench = Bench(args.amqp_url, args.messages, work, brokers)
+            for name in names:
                 getattr(bench, name.lower())()
             rounds.append(bench.results)
     broker = args.amqp_url.split("@")[-1]

@@ -87,6 +87,19 @@ def running_nodes(cluster: Compose) -> int:
     return 0
 
 
+def stream_in_sync(cluster: Compose) -> bool:
+    done = cluster.run(
+        "exec", "-T", "rabbitmq-2", "rabbitmq-streams", "-q", "stream_status", "logs.history",
+        "--formatter", "json", check=False, timeout=60,
+    )  # fmt: skip
+    try:
+        members = json.loads(done.stdout)
+    except ValueError:
+        return False
+    offsets = {m.get("offset") for m in members}
+    return len(members) == 3 and len(offsets) == 1 and None not in offsets
+
+
 def stamp(event: dict[str, object]) -> float:
     return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
 
@@ -139,12 +152,16 @@ def fault_mid_stream(cluster: Compose, kind: str) -> dict[str, float]:
         cluster.run("kill", node)
     else:
         subprocess.run(["docker", "pause", broker], check=True, capture_output=True)
+        # The node comes back after PAUSE_SECONDS, whether or not the emitter is done by then.
+        unpause = threading.Timer(
+            PAUSE_SECONDS, lambda: subprocess.run(["docker", "unpause", broker], check=False)
+        )
+        unpause.start()
     try:
         assert emitter.wait(300) == 0, "\n".join(err[-30:])
     finally:
         if kind == "pause":
-            time.sleep(max(0.0, fault_at + PAUSE_SECONDS - time.time()))
-            subprocess.run(["docker", "unpause", broker], check=True, capture_output=True)
+            unpause.join()
     feeder.join(10)
     reader.join(10)
     done = next(json.loads(x) for x in err if '"emitter.done"' in x)
@@ -187,7 +204,18 @@ def fault_mid_stream(cluster: Compose, kind: str) -> dict[str, float]:
     # The node comes back and rejoins.
     if kind == "kill":
         cluster.run("start", node)
-    wait_for(lambda: running_nodes(cluster) == 3, 180, f"{node} rejoining: 3 running nodes", 3)
+    try:
+        wait_for(lambda: running_nodes(cluster) == 3, 120, f"{node} rejoining", 3)
+    except AssertionError:
+        if kind != "pause":
+            raise
+        # After a long freeze autoheal may leave the node outside (README, "A 3-node cluster"):
+        # the documented remedy is a restart of that node, and it must work.
+        print(f"e2e cluster: {node} not back by itself 120 s after the pause; restarting it")
+        cluster.run("restart", node, timeout=120)
+        wait_for(lambda: running_nodes(cluster) == 3, 180, f"{node} rejoining after a restart", 3)
+    # Losing a second node is safe only once the stream's replica there has caught up again.
+    wait_for(lambda: stream_in_sync(cluster), 120, "logs.history in sync on 3 members", 2)
     return resumed
 
 
@@ -206,6 +234,7 @@ def test_cluster_survives_a_killed_and_a_hung_node(cluster: Compose) -> None:
         3,
     )  # fmt: skip
     assert running_nodes(cluster) == 3
+    wait_for(lambda: stream_in_sync(cluster), 120, "logs.history in sync on 3 members", 2)
     for container in cluster.container_ids("screen-receiver") + cluster.container_ids(
         "disk-receiver"
     ):
