@@ -87,6 +87,17 @@ def test_preencoded_properties_are_pikas_bytes(
     )
 
 
+@given(st.sampled_from(list(Level)), names, st.text(max_size=300))
+def test_preencoded_logger_header_is_pikas_bytes(level: Level, host: str, logger: str) -> None:
+    ours, reference = (
+        e.encode("a record", level, logger) for e in encoders(host, "app", 1_764_201_600_123, "p")
+    )
+    assert b"".join(ours.properties.encode()) == b"".join(reference.properties.encode())
+    decoded = pika.BasicProperties()
+    decoded.decode(b"".join(ours.properties.encode()))
+    assert decoded.headers["logger"] == logger
+
+
 def test_encoded_messages_decode_to_what_was_sent() -> None:
     encoder = MessageEncoder("web-1", "api", clock_ms=lambda: 1_764_201_600_123)
     message = encoder.encode("boom", Level.ERROR)

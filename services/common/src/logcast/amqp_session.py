@@ -15,10 +15,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
-import structlog
 import tenacity
 from pika.adapters.select_connection import IOLoop
 
+from logcast import diagnostics
 from logcast.errors import (
     AccessRefusedError,
     BrokerUnreachableError,
@@ -171,7 +171,7 @@ class AmqpSession(ABC):
         self.url = owner.nodes.current
         self._connect = connect
         # Every event of the session names the node it is on.
-        self.log = structlog.get_logger().bind(node=node_name(self.url))
+        self.log = diagnostics.get_logger().bind(node=node_name(self.url))
         self._ready_at: float | None = None
         self.channel: Any = None
         self._connection: Any = None
@@ -362,7 +362,7 @@ def run_with_reconnect(
     It restarts after a session that was ready, so a broker restart costs one short wait.
     Sessions that keep ending soon after they got ready back off too, from the second in a row.
     """
-    log = structlog.get_logger()
+    log = diagnostics.get_logger()
     flaps = 0
     give_up = (
         tenacity.stop_after_delay(settings.retry_timeout)

@@ -2,7 +2,8 @@
 
 Nothing is counted twice: a collector reads the summaries' own counters (PublishCounts,
 ReceiveCounts, LossCounts...) when Prometheus scrapes, so the hot paths pay nothing for metrics.
-Served on ``--metrics-port`` only; off by default.
+Served on ``--metrics-port`` only; off by default. prometheus_client is imported only then, so
+the logging handler (which serves nothing) does not need it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 
 class Kind(StrEnum):
@@ -40,7 +41,7 @@ def session_samples(sessions: int, ready: bool) -> list[Sample]:
     ]
 
 
-class MetricsRegistry(Collector):
+class MetricsRegistry:
     """Sources register here; scrapes read them. Serving starts only with a port."""
 
     def __init__(self, service: str) -> None:
@@ -52,6 +53,8 @@ class MetricsRegistry(Collector):
         self._sources.append(source)
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         for source in list(self._sources):
             for sample in source():
                 name = f"logcast_{sample.name}"
@@ -64,6 +67,9 @@ class MetricsRegistry(Collector):
                 yield family
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 (containers' own net)
+        from prometheus_client import start_http_server
+        from prometheus_client.registry import CollectorRegistry
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self)
         start_http_server(port, addr=addr, registry=registry)

@@ -12,13 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pika.spec
-import structlog
 from pika.adapters.select_connection import IOLoop
 
-from logcast import pika_internals
+from logcast import diagnostics, pika_internals
 from logcast.amqp_session import (
     AmqpSession,
     BrokerNodes,
@@ -46,6 +45,19 @@ _FEED_BATCHES = 64
 
 # What a source yields: batches of (text, level), each batch as soon as it is read.
 LineBatches = Iterable[list[tuple[str, Level]]]
+
+
+class Feed(Protocol):
+    """Where a Publisher takes messages from: MessageFeed (a reader thread), or the logging
+    handler's bounded buffer."""
+
+    exhausted: bool  # the source has ended and everything was taken
+    dropped: int  # made but never handed over
+    error: LogcastError | None
+
+    def drain(self, limit: int) -> list[OutboundMessage]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +107,7 @@ class MessageFeed:
         except OSError as error:
             self.error = UsageError(f"cannot read the input: {error.strerror or error}")
         except Exception:
-            structlog.get_logger().exception("emitter.input_failed")
+            diagnostics.get_logger().exception("emitter.input_failed")
             self.error = InternalError("reading the input failed (see log)")
         self._put(None)
 
@@ -129,6 +141,7 @@ class PublisherSession(AmqpSession):
         self.feed = publisher.feed
         self.health = publisher.health
         self.publisher_id = publisher.encoder.publisher_id
+        self.owner_drain_seconds = publisher.drain_seconds
         self._clock = clock
         self._drain_deadline: float | None = None
         self._publish: Callable[[bytes, Any], None] = lambda _body, _properties: None
@@ -219,7 +232,7 @@ class PublisherSession(AmqpSession):
         self.ledger.counts.unroutable += 1
 
     def on_stop_requested(self) -> None:
-        self._drain_deadline = self._clock() + DRAIN_SECONDS
+        self._drain_deadline = self._clock() + self.owner_drain_seconds
         self.pump()
 
     def on_tick(self) -> None:
@@ -248,15 +261,19 @@ class Publisher:
         app_id: str,
         host: str | None = None,
         connect: Connect = pika.SelectConnection,
+        encoder: MessageEncoder | None = None,
+        feed: Callable[[Callable[[], None]], Feed] = MessageFeed,
+        drain_seconds: float = DRAIN_SECONDS,
     ) -> None:
         self.settings = settings
         self.context = context
         # Built first, so that an app id or host that cannot fit fails before any connection.
-        self.encoder = MessageEncoder(
+        self.encoder = encoder or MessageEncoder(
             host or socket.gethostname(), app_id, preencoded=pika_internals.enabled()
         )
         self.ledger: ConfirmLedger[OutboundMessage] = ConfirmLedger(settings.confirm_window)
-        self.feed = MessageFeed(self.wake)
+        self.feed = feed(self.wake)
+        self.drain_seconds = drain_seconds  # after a stop, at most this long for confirms
         self.health = HealthBeacon(settings.health_file)
         self.ioloop = IOLoop()
         self.nodes = BrokerNodes(effective_urls(settings))
@@ -308,23 +325,33 @@ class Publisher:
 
     def run(self, batches: LineBatches) -> PublishReport:
         """Publish every line of ``batches``; report counts even when the broker was lost."""
-        stop = self.context.stop
+        assert isinstance(self.feed, MessageFeed)
         reader = threading.Thread(
             target=self.feed.produce, args=(self._encoded(batches),), name="feed", daemon=True
         )
         reader.start()
-        error: LogcastError | None = None
+        error = self._publish()
+        # The reader leaves a blocked put, and a stop-aware source its wait for input, in 0.1 s.
+        reader.join(timeout=1.0)
+        return self.report(error)
+
+    def run_feed(self) -> PublishReport:
+        """Publish what the feed hands over until it is exhausted or a stop; then report."""
+        return self.report(self._publish())
+
+    def _publish(self) -> LogcastError | None:
         try:
-            run_with_reconnect(self._new_session, self.settings, stop, self.nodes)
-        except LogcastError as exc:
-            error = exc
+            run_with_reconnect(self._new_session, self.settings, self.context.stop, self.nodes)
+        except LogcastError as error:
+            return error
         finally:
-            stop.request()  # the source stops reading
+            self.context.stop.request()  # the source stops reading
             self.feed.close()  # and a reader blocked on a full feed lets go
             self.health.down()
             self.ioloop.close()
-        # The reader leaves a blocked put, and a stop-aware source its wait for input, in 0.1 s.
-        reader.join(timeout=1.0)
+        return None
+
+    def report(self, error: LogcastError | None) -> PublishReport:
         unsent = self.ledger.never_sent + len(self.feed.drain(2**31)) + self.feed.dropped
         return PublishReport(
             self.ledger.counts, self.ledger.sent_unconfirmed, unsent, error or self.feed.error

@@ -31,6 +31,8 @@ TIME_MS_HEADER = "time_ms"
 # Loss accounting: who published, and its running count (receivers find gaps and repeats).
 PUBLISHER_HEADER = "publisher"
 SEQ_HEADER = "seq"
+# Set by the logging handler: the name of the logger that made the record.
+LOGGER_HEADER = "logger"
 UNKNOWN = "-"
 TRANSIENT = 1  # delivery_mode: log lines are not persisted by the broker
 _MIN_MS = -62135596800000  # 0001-01-01
@@ -114,18 +116,31 @@ class MessageEncoder:
         self._time_key = _short_string(TIME_MS_HEADER, "key")
         self._publisher = _short_string(PUBLISHER_HEADER, "key") + _long_string(self.publisher_id)
         self._seq_key = _short_string(SEQ_HEADER, "key")
+        self._logger_key = _short_string(LOGGER_HEADER, "key")
         self._app = _short_string(app_id, "--app-id")
 
-    def _headers(self, level: Level, time_ms: int, seq: int) -> dict[str, Any]:
-        return {
+    @property
+    def issued(self) -> int:
+        """How many sequence numbers were handed out (read from any thread)."""
+        return int(repr(self._seq)[6:-1])  # "count(N)": N is the next number
+
+    def _headers(
+        self, level: Level, time_ms: int, seq: int, logger: str | None = None
+    ) -> dict[str, Any]:
+        headers = {
             LEVEL_HEADER: level.value,
             HOST_HEADER: self.host,
             TIME_MS_HEADER: time_ms,
             PUBLISHER_HEADER: self.publisher_id,
             SEQ_HEADER: seq,
         }
+        if logger is not None:
+            headers[LOGGER_HEADER] = logger
+        return headers
 
-    def _header_table(self, level: Level, time_ms: int, seq: int) -> bytes:
+    def _header_table(
+        self, level: Level, time_ms: int, seq: int, logger: str | None = None
+    ) -> bytes:
         """``_headers`` as pika encodes a field table, keys in the same order."""
         return b"".join(
             (
@@ -136,10 +151,11 @@ class MessageEncoder:
                 self._publisher,
                 self._seq_key,
                 _integer(seq),
+                b"" if logger is None else self._logger_key + _long_string(logger),
             )
         )
 
-    def encode(self, text: str, level: Level) -> OutboundMessage:
+    def encode(self, text: str, level: Level, logger: str | None = None) -> OutboundMessage:
         time_ms = self._clock_ms()
         seq = next(self._seq)
         message_id = f"{self.publisher_id}{seq:012x}"
@@ -147,14 +163,14 @@ class MessageEncoder:
         if not self.preencoded:
             properties = pika.BasicProperties(
                 content_type=CONTENT_TYPE,
-                headers=self._headers(level, time_ms, seq),
+                headers=self._headers(level, time_ms, seq, logger),
                 delivery_mode=TRANSIENT,
                 message_id=message_id,
                 timestamp=time_ms // 1000,
                 app_id=self.app_id,
             )
             return OutboundMessage(body, properties)
-        table = self._header_table(level, time_ms, seq)
+        table = self._header_table(level, time_ms, seq, logger)
         wire = b"".join(
             (
                 self._prefix,

@@ -1,0 +1,178 @@
+"""logcast.handler.LogcastHandler in real application processes against the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.integration.broker import Broker
+from tests.integration.helpers import disk_records
+from tests.integration.tcp_proxy import CuttableProxy
+from tests.integration.test_metrics import free_port
+from tests.services import ServiceProcess, wait_for
+
+PRELUDE = """
+import json, logging, logging.config, os, sys, time
+from logcast.handler import LogcastHandler
+log = logging.getLogger("app.orders")
+log.setLevel(logging.DEBUG)
+"""
+
+
+def command(code: str) -> list[str]:
+    return [sys.executable, "-c", PRELUDE + textwrap.dedent(code)]
+
+
+def run_app(
+    code: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A Python application process running ``code`` after PRELUDE, to its end."""
+    return subprocess.run(
+        command(code), env=os.environ | env, capture_output=True, text=True, timeout=timeout,
+        input="", check=False,
+    )  # fmt: skip
+
+
+def start_app(code: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The same, running; its stdin paces its steps."""
+    return subprocess.Popen(
+        command(code), env=os.environ | env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def handler_records(log_dir: Path, part: str = "") -> list[dict[str, Any]]:
+    return [
+        r for r in disk_records(log_dir) if r.get("app") == "handler-test" and part in r["text"]
+    ]
+
+
+def wait_records(log_dir: Path, count: int, part: str = "") -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = handler_records(log_dir, part)
+        return found if len(found) >= count else None
+
+    return wait_for(enough, 60, f"{count} {part or 'handler'} records on disk", 0.2)
+
+
+def test_100k_records_arrive_once_each(
+    start_service: Callable[..., ServiceProcess], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
+    disk.wait_ready()
+    done = run_app(
+        """
+        handler = LogcastHandler(app_id="handler-test", buffer=100_000, close_timeout=30)
+        log.addHandler(handler)
+        for i in range(100_000):
+            log.info("record %06d", i)
+        handler.flush(60)
+        print(json.dumps({"dropped": handler.dropped}))
+        """,
+        service_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"dropped": 0}
+    records = wait_records(tmp_path, 100_000)
+    seqs = Counter(r["seq"] for r in records)
+    assert sorted(seqs) == list(range(100_000))
+    assert max(seqs.values()) == 1  # the receiver dedupes by publisher and number
+    assert {r["text"] for r in records[:3]} == {f"record {i:06d}" for i in range(3)}
+    assert {(r["level"], r["host"]) for r in records[:1]} == {("info", os.uname().nodename)}
+    disk.stop()
+    assert disk.events("receiver.done")[-1]["missed"] == 0
+
+
+def test_broker_down_at_start_then_up_drops_the_oldest_and_receivers_count_them(
+    start_service: Callable[..., ServiceProcess],
+    service_env: dict[str, str],
+    broker: Broker,
+    tmp_path: Path,
+) -> None:
+    """Down at start: the newest `buffer` records arrive once it is up, the rest are dropped
+    (counted, one stderr line). Then cut mid-run: receivers count exactly the dropped as missed."""
+    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
+    disk.wait_ready()
+    port = free_port()
+    parts = urlsplit(broker.url)
+    url = broker.url_for(parts.username or "", parts.password or "", port=port)
+    # A short heartbeat: the proxy's cut is only seen once the link has been silent that long.
+    env = service_env | {
+        "LOGCAST_AMQP_URL": url,
+        "LOGCAST_RETRY_TIMEOUT": "0",
+        "LOGCAST_HEARTBEAT": "2",
+    }
+    process = start_app(
+        """
+        handler = LogcastHandler(app_id="handler-test", buffer=1000, close_timeout=20)
+        log.addHandler(handler)
+        for i in range(5000):
+            log.warning("early %04d", i)
+        print("phase1", handler.dropped, flush=True)
+        sys.stdin.readline()                    # the broker is reachable now
+        handler.flush(30)
+        print("flushed", flush=True)
+        sys.stdin.readline()                    # and went away again
+        for _ in range(200):                    # until the handler has noticed
+            if not handler.connected:
+                break
+            time.sleep(0.05)
+        for i in range(3000):
+            log.warning("cut %04d", i)
+        print("phase2", handler.dropped, flush=True)
+        sys.stdin.readline()                    # and is back
+        handler.flush(30)
+        print("done", handler.dropped, flush=True)
+        """,
+        env,
+    )
+    assert process.stdin is not None and process.stdout is not None
+
+    def step(expected: list[str]) -> None:
+        assert process.stdout is not None
+        assert process.stdout.readline().split() == expected
+
+    def go_on() -> None:
+        assert process.stdin is not None
+        process.stdin.write("\n")
+        process.stdin.flush()
+
+    proxy: CuttableProxy | None = None
+    try:
+        step(["phase1", "4000"])
+        proxy = CuttableProxy(broker.host, broker.port, port=port)
+        go_on()
+        step(["flushed"])
+        early = wait_records(tmp_path, 1000)
+        assert [r["text"] for r in early] == [f"early {i:04d}" for i in range(4000, 5000)]
+        proxy.go_down()
+        go_on()
+        step(["phase2", "6000"])
+        proxy = CuttableProxy(broker.host, broker.port, port=port)
+        go_on()
+        step(["done", "6000"])
+        process.stdin.close()
+        assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if proxy is not None:
+            proxy.close()
+    cut = wait_records(tmp_path, 1000, "cut")
+
+    assert [r["text"] for r in cut] == [f"cut {i:04d}" for i in range(2000, 3000)]
+    stderr = process.stderr.read() if process.stderr else ""
+    assert "buffer of 1000 records full" in stderr, stderr
+    time.sleep(1)
+    disk.stop()
+    # Nothing before the first record a receiver sees is its to miss; the 2000 of phase 2 are.
+    assert disk.events("receiver.done")[-1]["missed"] == 2000
