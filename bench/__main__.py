@@ -1,6 +1,7 @@
 """python -m bench [--messages N] [--amqp-url URL]: P1-P3 ratios, P6 latency, peak RSS, start-up.
 
 P1H and P3R add the history stream: P1 with it bound, and --resume draining it against P3.
+H1 is the logging handler: logger.info() with LogcastHandler against QueueHandler + QueueListener.
 P1C (only with --only P1C; needs Docker and RABBITMQ_IMAGE) runs P1 across the nodes of a 3-node
 cluster against a standalone node.
 
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 import pika
 
+from bench import handler_cost
 from bench.cluster_brokers import Brokers, cluster_brokers
 
 BIN = Path(sys.executable).parent
@@ -308,6 +310,10 @@ class Bench:
             "P1C.ratio": single_seconds / cluster_seconds,
             "P1C.lost": lost,
         }
+
+    def h1(self) -> None:
+        """LogcastHandler's per-call cost against QueueHandler + QueueListener, and its rate."""
+        self.results |= handler_cost.measure(self.url, self.n)
 
     @contextmanager
     def channel(self) -> Iterator[Any]:
@@ -682,13 +688,15 @@ def pace(stream: IO[bytes], rate: int, count: int) -> None:
 
 
 TARGETS = {"P1.ratio": 1.5, "P1H.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
-MEASUREMENTS = ["P1", "P1H", "P2", "P3", "P3R", "P6", "P7", "P8"]
+MEASUREMENTS = ["P1", "P1H", "P2", "P3", "P3R", "P6", "P7", "P8", "H1"]
 # Only when asked for: it starts its own brokers in Docker (a 3-node cluster and a single node).
 ON_REQUEST = ["P1C"]
 CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
     "P7.emitter_slowdown": 1.1,
     "P7.healthy_slowdown": 1.1,
     "P8.ratio": 1.2,
+    "H1.ratio": 1.5,
+    "H1.broker_down_ratio": 1.5,
 }
 
 

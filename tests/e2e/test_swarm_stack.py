@@ -177,8 +177,10 @@ def test_stack_converges_scales_and_survives_a_killed_broker_task() -> None:
         2,
     )
 
+    started = time.monotonic()
     docker("service", "scale", f"{STACK}_screen-receiver=3", timeout=300)
     replicas = wait_for(lambda: healthy("screen-receiver", 3), 120, "3 healthy screen replicas", 2)
+    print(f"e2e swarm: scaled to 3 healthy replicas in {time.monotonic() - started:.0f}s")
     all_bound(replicas, "scaled")
     lines = send_batch("scaled")
     every_replica_prints(replicas, lines, 60)
@@ -187,10 +189,14 @@ def test_stack_converges_scales_and_survives_a_killed_broker_task() -> None:
     # Kill node 1's task: swarm starts a new one, which rejoins the cluster.
     (old,) = stack_containers("rabbitmq")
     docker("kill", old)
+    killed = time.monotonic()
     node1 = wait_for(
         lambda: healthy("rabbitmq", 1, old), 120, "a task replacing the killed one", 2
     )[0]
     wait_for(lambda: running_nodes(node1) == 3, 120, "the new node 1 to rejoin: 3 running", 3)
+    print(
+        f"e2e swarm: killed broker task replaced and rejoined in {time.monotonic() - killed:.0f}s"
+    )
 
     # The services carry on: every replica, and the archiver, get every line of a new batch.
     replicas = stack_containers("screen-receiver")

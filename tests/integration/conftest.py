@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker() -> Iterator[Broker]:
     with provide_broker() as found:
         yield found
+
+
+@pytest.fixture(autouse=True)
+def remove_test_exchange(broker: Broker, exchange: str) -> Iterator[None]:
+    """The host broker outlives the run: each test's exchange (and history stream) goes after."""
+    yield
+    with contextlib.suppress(Exception):
+        connection = broker.blocking()
+        try:
+            channel = connection.channel()
+            channel.exchange_delete(exchange)
+            channel.queue_delete(f"{exchange}.history")
+        finally:
+            connection.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -176,3 +177,127 @@ def test_broker_down_at_start_then_up_drops_the_oldest_and_receivers_count_them(
     disk.stop()
     # Nothing before the first record a receiver sees is its to miss; the 2000 of phase 2 are.
     assert disk.events("receiver.done")[-1]["missed"] == 2000
+
+
+def test_exit_with_pending_records_and_no_broker_takes_close_timeout_plus_at_most_1s(
+    service_env: dict[str, str],
+) -> None:
+    """Nothing listens (refused), or a listener never answers (a hung broker): either way the
+    interpreter exits within close_timeout + 1 s, and says what it left unconfirmed."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts in the kernel, never answers
+    try:
+        for port in (free_port(), silent.getsockname()[1]):
+            env = service_env | {
+                "LOGCAST_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{port}/%2F",
+                "LOGCAST_RETRY_TIMEOUT": "0",
+            }
+            done = run_app(
+                """
+                log.addHandler(LogcastHandler(app_id="handler-test", close_timeout=1.0))
+                for i in range(1000):
+                    log.error("pending %d", i)
+                print(time.monotonic(), flush=True)
+                """,
+                env,
+                timeout=30,
+            )
+            ended = time.monotonic()
+            assert done.returncode == 0, done.stderr
+            took = ended - float(done.stdout.split()[-1])
+            assert took < 1.0 + 1.0, took
+            assert "closed with 1000 of 1000 records unconfirmed" in done.stderr, done.stderr
+            print(f"handler exit with port {port} unreachable: {took:.2f}s")
+    finally:
+        silent.close()
+
+
+def test_a_forked_child_logs_through_its_own_connection(
+    start_service: Callable[..., ServiceProcess], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
+    disk.wait_ready()
+    done = run_app(
+        """
+        handler = LogcastHandler(app_id="handler-test")
+        log.addHandler(handler)
+        log.info("parent before fork")
+        handler.flush(10)
+        pid = os.fork()
+        if pid == 0:
+            for i in range(100):
+                log.info("child %d", i)
+            handler.flush(10)
+            handler.close()
+            os._exit(0 if handler.dropped == 0 else 1)
+        _, status = os.waitpid(pid, 0)
+        for i in range(100):
+            log.info("parent after fork %d", i)
+        handler.flush(10)
+        print(json.dumps({"child": os.waitstatus_to_exitcode(status), "connected": handler.connected}))
+        """,
+        service_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"child": 0, "connected": True}
+    # The parent's link carried on untouched: no lost connection, nothing resent.
+    assert "connection_lost" not in done.stderr and "republishing" not in done.stderr, done.stderr
+    records = wait_records(tmp_path, 201)
+    by_publisher: dict[str, list[str]] = {}
+    for record in records:
+        by_publisher.setdefault(record["publisher"], []).append(record["text"])
+    parent = next(texts for texts in by_publisher.values() if "parent before fork" in texts)
+    child = next(texts for texts in by_publisher.values() if "child 0" in texts)
+    assert parent == ["parent before fork"] + [f"parent after fork {i}" for i in range(100)]
+    assert child == [f"child {i}" for i in range(100)]
+
+
+def test_dict_config_formats_tracebacks_and_sends_the_logger_and_level(
+    broker: Broker, service_env: dict[str, str], exchange: str
+) -> None:
+    connection = broker.blocking()
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "fanout", auto_delete=False, durable=False)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, exchange)
+        done = run_app(
+            f"""
+            logging.config.dictConfig({{
+                "version": 1,
+                "formatters": {{"plain": {{"format": "%(levelname)s %(name)s: %(message)s"}}}},
+                "handlers": {{"logcast": {{
+                    "class": "logcast.handler.LogcastHandler",
+                    "url": {service_env["LOGCAST_AMQP_URL"]!r},
+                    "exchange": {exchange!r},
+                    "app_id": "orders-api",
+                    "level": "INFO",
+                    "formatter": "plain",
+                }}}},
+                "loggers": {{"app": {{"handlers": ["logcast"], "level": "DEBUG"}}}},
+            }})
+            log.debug("filtered out by the handler's level")
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                log.exception("order %s failed", 42)
+            """,
+            {k: v for k, v in service_env.items() if k != "LOGCAST_EXCHANGE"},
+        )
+        assert done.returncode == 0, done.stderr
+        got = []
+        for method, properties, body in channel.consume(queue, inactivity_timeout=5):
+            if method is None:
+                break
+            got.append((properties, body.decode()))
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+    finally:
+        connection.close()
+    assert len(got) == 1, got
+    properties, text = got[0]
+    assert text.startswith("ERROR app.orders: order 42 failed\nTraceback (most recent call last):")
+    assert text.rstrip().endswith("ZeroDivisionError: division by zero")
+    assert properties.app_id == "orders-api"
+    headers = properties.headers
+    assert (headers["level"], headers["logger"], headers["seq"]) == ("error", "app.orders", 0)
+    assert headers["host"] == socket.gethostname()

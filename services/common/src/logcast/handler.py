@@ -35,6 +35,7 @@ from logcast.wire_format import MessageEncoder, OutboundMessage
 
 _DROP_REPORT_SECONDS = 10.0
 _FLUSH_POLL_SECONDS = 0.01
+_JUST_BEFORE_SECONDS = 0.5
 
 
 def level_of(levelno: int) -> Level:
@@ -172,6 +173,9 @@ class LogcastHandler(logging.Handler):
         self._pid = os.getpid()
         self._closed = False
         self._last_drop_report = 0.0
+        # When the last flush began, if it gave up just before close (logging.shutdown flushes,
+        # then closes: together they keep to close_timeout).
+        self._gave_up: tuple[float, float] | None = None
         self._reported_drops = 0
         os.register_at_fork(after_in_child=_forget_parent_worker(weakref.ref(self)))
 
@@ -238,9 +242,11 @@ class LogcastHandler(logging.Handler):
         if worker is None or self._pid != os.getpid():
             return
         target = worker.handed_in
-        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        started = time.monotonic()
+        deadline = started + (self.close_timeout if timeout is None else timeout)
         while not worker.settled(target) and worker.thread.is_alive():
             if time.monotonic() >= deadline:
+                self._gave_up = (started, time.monotonic())
                 return
             time.sleep(_FLUSH_POLL_SECONDS)
 
@@ -254,7 +260,11 @@ class LogcastHandler(logging.Handler):
             if worker is not None and worker.thread.is_alive():
                 handed_in = worker.handed_in
                 worker.buffer.finish()
-                deadline = time.monotonic() + self.close_timeout
+                now = time.monotonic()
+                began = now
+                if self._gave_up is not None and now - self._gave_up[1] < _JUST_BEFORE_SECONDS:
+                    began = self._gave_up[0]
+                deadline = began + self.close_timeout
                 while not worker.settled(handed_in) and time.monotonic() < deadline:
                     worker.thread.join(_FLUSH_POLL_SECONDS * 5)
                     if not worker.thread.is_alive():
