@@ -165,6 +165,7 @@ def send_batch(tag: str) -> list[str]:
     return lines
 
 
+@pytest.mark.timeout(1200)  # the fixture builds, deploys and converges; cold that is minutes
 @pytest.mark.usefixtures("swarm")
 def test_stack_converges_scales_and_survives_a_killed_broker_task() -> None:
     # The demo emitter's lines show in the service's logs.
