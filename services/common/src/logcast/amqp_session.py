@@ -101,25 +101,38 @@ def tls_refusal(error: BaseException, url: str) -> str | None:
     if isinstance(inner, ssl.SSLCertVerificationError):
         reason = inner.verify_message or inner.reason or str(inner)
         return f"TLS: the certificate of {node_name(url)} does not verify: {reason}"
+    # A TLS listener reads the plaintext protocol header as a bad handshake and hangs up.
+    incompatible = pika.exceptions.IncompatibleProtocolError
+    if urlsplit(url).scheme == "amqp" and any(isinstance(e, incompatible) for e in _causes(error)):
+        return (
+            f"{node_name(url)} closed the connection at the AMQP header: a TLS-only "
+            "listener? use amqps:// and --tls-ca-file"
+        )
     return None
 
 
-def _innermost(error: BaseException) -> BaseException:
-    # pika wraps the cause several times: AMQPConnectionError(AMQPConnectionWorkflowFailed(
-    # [..., AMQPConnectorSocketConnectError(exception=ConnectionRefusedError(...))])).
-    inner: BaseException = error
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps, outermost first. pika wraps the cause several times:
+    AMQPConnectionError(AMQPConnectionWorkflowFailed([..., AMQPConnectorSocketConnectError(
+    exception=ConnectionRefusedError(...))]))."""
+    chain = [error]
     for _ in range(10):
+        inner = chain[-1]
         attempts = getattr(inner, "exceptions", None)
         cause = getattr(inner, "exception", None)
         if attempts:
-            inner = attempts[-1]
+            chain.append(attempts[-1])
         elif isinstance(cause, BaseException):
-            inner = cause
+            chain.append(cause)
         elif inner.args and isinstance(inner.args[0], BaseException):
-            inner = inner.args[0]
+            chain.append(inner.args[0])
         else:
             break
-    return inner
+    return chain
+
+
+def _innermost(error: BaseException) -> BaseException:
+    return _causes(error)[-1]
 
 
 def describe_connect_error(error: BaseException, url: str) -> str:
@@ -155,6 +168,10 @@ def tls_context(settings: CommonSettings) -> ssl.SSLContext:
 
 
 def connection_parameters(settings: CommonSettings, service: str, url: str) -> pika.URLParameters:
+    parts = urlsplit(url)
+    if parts.username is not None and parts.password is None:
+        # pika cannot parse a user without a password (--auth external has none).
+        url = urlunsplit(parts._replace(netloc=parts.netloc.replace("@", ":@", 1)))
     params = pika.URLParameters(url)
     if urlsplit(url).scheme == "amqps":
         host = urlsplit(url).hostname or "localhost"
