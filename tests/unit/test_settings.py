@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from logcast.amqp_session import effective_urls, redact_url
+from logcast.amqp_session import connection_parameters, effective_urls, redact_url
 from logcast.errors import UsageError
 from logcast.levels import Level
 from logcast.settings import CommonSettings, load_settings
@@ -51,3 +52,35 @@ def test_password_comes_from_secret_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.amqp_password == SecretStr("s3cr3t/pw")
     assert effective_urls(settings) == ["amqp://svc:s3cr3t%2Fpw@broker:5672/%2F"]
     assert redact_url(effective_urls(settings)[0]) == "amqp://svc:***@broker:5672/%2F"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--tls-cert-file", "c.pem"], "--tls-cert-file and --tls-key-file go together"),
+        (["--tls-ca-file", "ca.pem"], "need amqps:// URLs (got amqp://localhost)"),
+        (
+            ["--amqp-url", "amqps://h/%2F", "--auth", "external"],
+            "--auth external needs a client certificate",
+        ),
+        (["--amqp-url", "amqps://h/%2F", "--auth", "kerberos"], "--auth / LOGCAST_AUTH"),
+    ],
+)
+def test_tls_settings_are_checked_together(argv: list[str], named: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        load_settings(CommonSettings, argv)
+    assert named in raised.value.message
+
+
+def test_amqps_verifies_by_default_and_external_auth_has_no_password(tmp_path: Path) -> None:
+    settings = load_settings(CommonSettings, ["--amqp-url", "amqps://emitter@broker:5671/%2F"])
+    params = connection_parameters(settings, "emitter", "amqps://emitter@broker:5671/%2F")
+    context = params.ssl_options.context
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert params.ssl_options.server_hostname == "broker"
+    missing = load_settings(
+        CommonSettings,
+        ["--amqp-url", "amqps://e@broker/%2F", "--tls-ca-file", str(tmp_path / "none.pem")],
+    )
+    with pytest.raises(UsageError, match="TLS file not found"):
+        connection_parameters(missing, "emitter", "amqps://e@broker/%2F")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
+import pika.credentials
 import pika.exceptions
 import tenacity
 from pika.adapters.select_connection import IOLoop
@@ -28,7 +30,7 @@ from logcast.errors import (
 )
 from logcast.pika_internals import dead_link
 from logcast.service_main import ServiceContext
-from logcast.settings import CommonSettings
+from logcast.settings import AuthMechanism, CommonSettings
 from logcast.shutdown import StopSignal
 
 _ACCESS_REFUSED = 403
@@ -93,24 +95,51 @@ class BrokerNodes:
         return ", ".join(redact_url(url) for url in self.urls)
 
 
+def tls_refusal(error: BaseException, url: str) -> str | None:
+    """One line when the TLS handshake failed on the broker's certificate (not retried)."""
+    inner = _innermost(error)
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        reason = inner.verify_message or inner.reason or str(inner)
+        return f"TLS: the certificate of {node_name(url)} does not verify: {reason}"
+    # A TLS listener reads the plaintext protocol header as a bad handshake and hangs up.
+    incompatible = pika.exceptions.IncompatibleProtocolError
+    if urlsplit(url).scheme == "amqp" and any(isinstance(e, incompatible) for e in _causes(error)):
+        return (
+            f"{node_name(url)} closed the connection at the AMQP header: a TLS-only "
+            "listener? use amqps:// and --tls-ca-file"
+        )
+    return None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps, outermost first. pika wraps the cause several times:
+    AMQPConnectionError(AMQPConnectionWorkflowFailed([..., AMQPConnectorSocketConnectError(
+    exception=ConnectionRefusedError(...))]))."""
+    chain = [error]
+    for _ in range(10):
+        inner = chain[-1]
+        attempts = getattr(inner, "exceptions", None)
+        cause = getattr(inner, "exception", None)
+        if attempts:
+            chain.append(attempts[-1])
+        elif isinstance(cause, BaseException):
+            chain.append(cause)
+        elif inner.args and isinstance(inner.args[0], BaseException):
+            chain.append(inner.args[0])
+        else:
+            break
+    return chain
+
+
+def _innermost(error: BaseException) -> BaseException:
+    return _causes(error)[-1]
+
+
 def describe_connect_error(error: BaseException, url: str) -> str:
     """One line for a failed connection attempt, naming the host and port (not pika's repr)."""
     host = urlsplit(url).hostname or "localhost"
     where = node_name(url)
-    # pika wraps the cause several times: AMQPConnectionError(AMQPConnectionWorkflowFailed(
-    # [..., AMQPConnectorSocketConnectError(exception=ConnectionRefusedError(...))])).
-    inner: BaseException = error
-    for _ in range(10):
-        attempts = getattr(inner, "exceptions", None)
-        cause = getattr(inner, "exception", None)
-        if attempts:
-            inner = attempts[-1]
-        elif isinstance(cause, BaseException):
-            inner = cause
-        elif inner.args and isinstance(inner.args[0], BaseException):
-            inner = inner.args[0]
-        else:
-            break
+    inner = _innermost(error)
     if isinstance(inner, ConnectionRefusedError):
         return f"connection refused by {where}"
     if isinstance(inner, socket.gaierror):
@@ -122,8 +151,35 @@ def describe_connect_error(error: BaseException, url: str) -> str:
     return f"{where}: {type(inner).__name__}" + (f": {inner}" if str(inner) else "")
 
 
+def tls_context(settings: CommonSettings) -> ssl.SSLContext:
+    """Verifying by default, and there is no switch to stop verifying: the broker's chain and
+    name are checked against --tls-ca-file, or the system store without one."""
+    try:
+        context = ssl.create_default_context(
+            cafile=None if settings.tls_ca_file is None else str(settings.tls_ca_file)
+        )
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
+    except FileNotFoundError as error:
+        raise UsageError(f"TLS file not found: {error.filename}") from None
+    except (ssl.SSLError, OSError) as error:
+        raise UsageError(f"cannot load the TLS files: {error.strerror or error}") from None
+    return context
+
+
 def connection_parameters(settings: CommonSettings, service: str, url: str) -> pika.URLParameters:
+    parts = urlsplit(url)
+    if parts.username is not None and parts.password is None:
+        # pika cannot parse a user without a password (--auth external has none).
+        url = urlunsplit(parts._replace(netloc=parts.netloc.replace("@", ":@", 1)))
     params = pika.URLParameters(url)
+    if urlsplit(url).scheme == "amqps":
+        host = urlsplit(url).hostname or "localhost"
+        params.ssl_options = pika.SSLOptions(
+            tls_context(settings), server_hostname=settings.tls_server_name or host
+        )
+        if settings.auth is AuthMechanism.EXTERNAL:
+            params.credentials = pika.credentials.ExternalCredentials()
     params.heartbeat = settings.heartbeat
     params.connection_attempts = 1  # retries belong to run_with_reconnect
     params.socket_timeout = 5
@@ -280,6 +336,8 @@ class AmqpSession(ABC):
             self._fatal = AccessRefusedError(
                 f"broker refused access to the vhost of {redact_url(self.url)}"
             )
+        elif (refusal := tls_refusal(error, self.url)) is not None:
+            self._fatal = AccessRefusedError(refusal)
         elif not self._closing:
             self._lost = "cannot connect: " + describe_connect_error(error, self.url)
         self.on_disconnected()

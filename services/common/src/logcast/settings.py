@@ -8,7 +8,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from pydantic import AmqpDsn, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import (
+    AmqpDsn,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     CliApp,
@@ -42,6 +49,11 @@ AmqpUrls = Annotated[list[AmqpDsn], NoDecode, BeforeValidator(_split_urls)]
 
 # Levels are accepted in any case (``ERROR``, ``Error``), as in the tutorial's messages.
 LevelSetting = Annotated[Level, BeforeValidator(_lower)]
+
+
+class AuthMechanism(StrEnum):
+    PLAIN = "plain"
+    EXTERNAL = "external"
 
 
 class DiagnosticsLevel(StrEnum):
@@ -106,6 +118,41 @@ class CommonSettings(BaseSettings):
         DiagnosticsLevel.INFO,
         description="Level of the service's own diagnostics on stderr",
     )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="amqps: CA bundle (PEM) that the broker's certificate must chain to; unset: "
+        "the system's trust store",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="amqps: this client's certificate (PEM), for mutual TLS"
+    )
+    tls_key_file: Path | None = Field(
+        None, description="amqps: the private key (PEM) of --tls-cert-file"
+    )
+    tls_server_name: str | None = Field(
+        None,
+        description="amqps: the name the broker's certificate must carry (default: the URL's host)",
+    )
+    auth: AuthMechanism = Field(
+        AuthMechanism.PLAIN,
+        description="plain: user and password; external: the client certificate's CN is the "
+        "user (needs --tls-cert-file and the broker's rabbitmq_auth_mechanism_ssl)",
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> CommonSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("--tls-cert-file and --tls-key-file go together")
+        plaintext = [u for u in self.amqp_url if u.scheme != "amqps"]
+        uses_tls = self.tls_ca_file or self.tls_cert_file or self.tls_server_name
+        if plaintext and (uses_tls or self.auth is AuthMechanism.EXTERNAL):
+            raise ValueError(
+                "the --tls-* options and --auth external need amqps:// URLs "
+                f"(got {plaintext[0].scheme}://{plaintext[0].host})"
+            )
+        if self.auth is AuthMechanism.EXTERNAL and self.tls_cert_file is None:
+            raise ValueError("--auth external needs a client certificate (--tls-cert-file)")
+        return self
 
     @classmethod
     def settings_customise_sources(
