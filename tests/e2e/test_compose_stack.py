@@ -221,14 +221,19 @@ def delivered_everywhere(compose: Compose, lines: list[str]) -> bool:
     )
 
 
-def paced_emitter(compose: Compose, lines: list[str]) -> subprocess.Popen[bytes]:
-    """``docker compose run -T emitter --stdin``, fed HISTORY_PACE lines a second from a thread."""
+def paced_emitter(
+    compose: Compose, lines: list[str], hold: threading.Event
+) -> subprocess.Popen[bytes]:
+    """``docker compose run -T emitter --stdin``, fed HISTORY_PACE lines a second from a thread;
+    halfway it waits for ``hold`` (so a fault lands mid-stream however slow the machine is)."""
     emitter = compose.emitter_on_stdin()
 
     def feed() -> None:
         assert emitter.stdin is not None
         step = HISTORY_PACE // 10
         for first in range(0, len(lines), step):
+            if first >= len(lines) // 2:
+                hold.wait(300)
             emitter.stdin.write("".join(f"{x}\n" for x in lines[first : first + step]).encode())
             emitter.stdin.flush()
             time.sleep(0.1)
@@ -254,14 +259,18 @@ def history_survives_a_broker_restart(compose: Compose) -> None:
     since = datetime.now(UTC).isoformat()
     tag = f"history-{RUN_ID}"
     lines = [f"info: {tag}-{i:05d}" for i in range(HISTORY_LINES)]
-    emitter = paced_emitter(compose, lines)
+    hold = threading.Event()
+    emitter = paced_emitter(compose, lines, hold)
     wait_for(
         lambda: sum(tag in t for t in archived_texts(archiver)) >= HISTORY_LINES // 10,
         60,
         "a tenth of the history lines archived",
         1,
     )
-    compose.run("restart", "rabbitmq", timeout=120)
+    try:
+        compose.run("restart", "rabbitmq", timeout=120)
+    finally:
+        hold.set()
     assert emitter.wait(300) == 0, emitter.stderr.read() if emitter.stderr else ""
     errors = emitter.stderr.read().decode() if emitter.stderr else ""
     done = next(json.loads(x) for x in errors.splitlines() if '"emitter.done"' in x)
