@@ -135,7 +135,7 @@ def test_services_and_handler_over_mutual_tls_with_certificate_users(
     [
         ({"LOGCAST_TLS_CA_FILE": ""}, "does not verify: self-signed certificate in certificate"),
         ({"LOGCAST_TLS_SERVER_NAME": "wrong.example"}, "Hostname mismatch"),
-        ("plaintext", "closed the connection at the AMQP header: a TLS-only listener?"),
+        ("plaintext", "is a TLS listener and the URL is plaintext"),
     ],
 )
 def test_tls_failures_are_one_line_and_exit_4(

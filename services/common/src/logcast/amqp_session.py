@@ -101,14 +101,35 @@ def tls_refusal(error: BaseException, url: str) -> str | None:
     if isinstance(inner, ssl.SSLCertVerificationError):
         reason = inner.verify_message or inner.reason or str(inner)
         return f"TLS: the certificate of {node_name(url)} does not verify: {reason}"
-    # A TLS listener reads the plaintext protocol header as a bad handshake and hangs up.
+    # A TLS listener reads the plaintext protocol header as a bad handshake and hangs up; so
+    # does a broker that is shutting down, which must be retried. The listener's answer tells.
     incompatible = pika.exceptions.IncompatibleProtocolError
-    if urlsplit(url).scheme == "amqp" and any(isinstance(e, incompatible) for e in _causes(error)):
+    parts = urlsplit(url)
+    if (
+        parts.scheme == "amqp"
+        and any(isinstance(e, incompatible) for e in _causes(error))
+        and speaks_tls(parts.hostname or "localhost", parts.port or 5672)
+    ):
         return (
-            f"{node_name(url)} closed the connection at the AMQP header: a TLS-only "
-            "listener? use amqps:// and --tls-ca-file"
+            f"{node_name(url)} is a TLS listener and the URL is plaintext: use amqps:// "
+            "(and --tls-ca-file)"
         )
     return None
+
+
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def speaks_tls(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether ``host:port`` answers the AMQP protocol header with a TLS alert record."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as probe:
+            probe.settimeout(timeout)
+            probe.sendall(_AMQP_HEADER)
+            reply = probe.recv(7)
+    except OSError:
+        return False
+    return reply[:2] == b"\x15\x03"  # content type "alert", TLS major version 3
 
 
 def _causes(error: BaseException) -> list[BaseException]:
