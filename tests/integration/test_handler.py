@@ -301,3 +301,29 @@ def test_dict_config_formats_tracebacks_and_sends_the_logger_and_level(
     headers = properties.headers
     assert (headers["level"], headers["logger"], headers["seq"]) == ("error", "app.orders", 0)
     assert headers["host"] == socket.gethostname()
+
+
+def test_refused_credentials_stop_the_handler_with_one_line_and_the_app_runs_on(
+    broker: Broker, service_env: dict[str, str]
+) -> None:
+    parts = urlsplit(broker.url)
+    env = service_env | {"LOGCAST_AMQP_URL": broker.url_for("nobody", "wrong", port=parts.port)}
+    done = run_app(
+        """
+        handler = LogcastHandler(app_id="handler-test", close_timeout=0.5)
+        log.addHandler(handler)
+        log.error("first")
+        time.sleep(3)
+        log.error("after the refusal")
+        print("still running", handler.dropped)
+        """,
+        env,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["still", "running", "0"]
+    stopped = [x for x in done.stderr.splitlines() if "publishing stopped" in x]
+    assert stopped == [
+        "logcast handler: publishing stopped: broker refused the credentials for "
+        f"amqp://nobody:***@{parts.hostname}:{parts.port}/%2F"
+    ], done.stderr

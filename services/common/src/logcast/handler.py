@@ -124,6 +124,14 @@ class _Worker:
             self.report = self.publisher.run_feed()
         except Exception as error:  # never into the application's logging: that is us
             print(f"logcast handler: publishing stopped: {error!r}", file=sys.stderr, flush=True)
+            return
+        if self.report.error is not None:
+            # Refused credentials or permissions: records from now on are dropped, and counted.
+            print(
+                f"logcast handler: publishing stopped: {self.report.error.message}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     @property
     def handed_in(self) -> int:
@@ -156,7 +164,11 @@ class LogcastHandler(logging.Handler):
             raise ValueError(f"LogcastHandler: buffer must be at least 1 (got {buffer})")
         if close_timeout < 0:
             raise ValueError(f"LogcastHandler: close_timeout must be >= 0 (got {close_timeout})")
+        # An application's handler waits for its broker however long it takes (the services'
+        # default gives up after 60 s); LOGCAST_RETRY_TIMEOUT still applies when set.
         overrides: dict[str, object] = {}
+        if "LOGCAST_RETRY_TIMEOUT" not in os.environ:
+            overrides["retry_timeout"] = 0
         if url is not None:
             overrides["amqp_url"] = url
         if exchange is not None:
