@@ -172,12 +172,16 @@ class LineFeeder:
         *,
         per_second: float | None = None,
         close: bool = True,
+        hold: threading.Event | None = None,
     ) -> None:
         assert process.proc.stdin is not None, "start the service with stdin=True"
         self._pipe = process.proc.stdin
         self.lines = list(lines)
         self.per_second = per_second
         self.close = close
+        # Halfway, wait (up to 5 minutes) for ``hold``: a fault then lands mid-stream however
+        # slow the machine is.
+        self.hold = hold
         self.written = 0
         self.broken = False
         self._stopped = threading.Event()
@@ -194,6 +198,11 @@ class LineFeeder:
             for first in range(0, len(self.lines), step):
                 if self._stopped.is_set():
                     break
+                if self.hold is not None and first >= len(self.lines) // 2:
+                    if not self.hold.is_set():
+                        self.hold.wait(300)
+                        started = time.monotonic() - first / (self.per_second or 1)
+                    self.hold = None
                 if self.per_second:
                     delay = started + first / self.per_second - time.monotonic()
                     if delay > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
@@ -158,9 +159,13 @@ def test_resume_writes_every_line_once_across_a_broker_restart(  # noqa: PLR0917
         start_service("screen-receiver", "--color", "never").wait_ready()
     lines = marked("restart", TOTAL)
     emitter = start_service("emitter", "--stdin", stdin=True)
-    feeder = LineFeeder(emitter, lines, per_second=PACE).start()
+    hold = threading.Event()
+    feeder = LineFeeder(emitter, lines, per_second=PACE, hold=hold).start()
     wait_archived(log_dir, exchange, TOTAL // 4, 30)
-    restart_broker()
+    try:
+        restart_broker()
+    finally:
+        hold.set()
     feeder.join(30)
     assert emitter.proc.wait(60) == 0, emitter.stderr()
     done = emitter.events("emitter.done")[0]
