@@ -3,8 +3,12 @@
 certificate per service (its CN is the RabbitMQ user under --auth external).
 
     python3 deploy/tls/make-certs.py OUT_DIR [--broker-name rabbitmq] [--extra-name localhost]
+                                     [--chown-keys [--broker-uid 999]]
 
-Writes ca.pem, broker.pem, broker.key and <service>.pem / <service>.key into OUT_DIR (keys 0600).
+Writes ca.pem, broker.pem, broker.key and <service>.pem / <service>.key into OUT_DIR (keys 0600,
+yours). Compose bind-mounts secrets with their host owner and mode, so for the containers
+--chown-keys (as root) gives each key to the user that reads it: uid 10001 for the services, the
+broker image's rabbitmq user for broker.key (999 in the official image); they stay 0400.
 Needs the openssl command. For production, use certificates from your own CA instead (README, TLS).
 """
 
@@ -12,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 SERVICES = ("emitter", "screen-receiver", "disk-receiver")
+SERVICE_UID = 10001  # the USER of the services' images
 DAYS = "825"
 
 
@@ -63,7 +69,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--extra-name", action="append", default=[], help="another name or IP for the broker"
     )
+    parser.add_argument(
+        "--chown-keys", action="store_true", help="give each key to its container's user (root)"
+    )
+    parser.add_argument(
+        "--broker-uid", type=int, default=999, help="the broker image's rabbitmq uid (default 999)"
+    )
     args = parser.parse_args(argv)
+    if args.chown_keys and os.geteuid() != 0:
+        parser.error("--chown-keys changes the keys' owners, so it needs root (try sudo)")
     out: Path = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -78,6 +92,11 @@ def main(argv: list[str]) -> int:
     for service in SERVICES:
         issue(out, service, service, "clientAuth")
     (out / "ca.srl").unlink(missing_ok=True)
+    if args.chown_keys:
+        owners = {"broker": args.broker_uid} | dict.fromkeys(SERVICES, SERVICE_UID)
+        for name, uid in owners.items():
+            os.chown(out / f"{name}.key", uid, uid)
+            (out / f"{name}.key").chmod(0o400)
     print(f"make-certs: CA, broker ({args.broker_name}) and {len(SERVICES)} client certificates "
           f"in {out}")  # fmt: skip
     return 0
