@@ -3,7 +3,8 @@
 P1H and P3R add the history stream: P1 with it bound, and --resume draining it against P3.
 H1 is the logging handler: logger.info() with LogcastHandler against QueueHandler + QueueListener.
 P1C (only with --only P1C; needs Docker and RABBITMQ_IMAGE) runs P1 across the nodes of a 3-node
-cluster against a standalone node.
+cluster against a standalone node. P2T (only with --only P2T; the same needs) runs P2 over amqps
+with mutual TLS against P2 over amqp, on the TLS overlay's broker with both listeners.
 
 Every figure compares logcast with a raw baseline run in the same invocation on the same broker.
 """
@@ -32,6 +33,7 @@ import pika
 
 from bench import handler_cost
 from bench.cluster_brokers import Brokers, cluster_brokers
+from bench.tls_broker import TlsBroker, tls_broker
 
 BIN = Path(sys.executable).parent
 DEFAULT_URL = os.environ.get("LOGCAST_BENCH_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
@@ -155,9 +157,19 @@ def make_input(work: Path, n: int) -> Path:
 
 
 class Bench:
-    def __init__(self, url: str, n: int, work: Path, brokers: Brokers | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        n: int,
+        work: Path,
+        brokers: Brokers | None = None,
+        tls: TlsBroker | None = None,
+    ) -> None:
         self.url = url
         self.brokers = brokers
+        self.tls = tls
+        # P2T's broker takes only its users, not the host broker's guest.
+        self.admin_url = tls.admin_url if tls else url
         self.n = n
         self.work = work
         self.input = make_input(work, n)
@@ -245,12 +257,14 @@ class Bench:
             if proc.wait(30) != 0:
                 raise RuntimeError(f"{proc.name} exited {proc.returncode}")
 
-    def emitter(self, exchange: str, url: str | None = None) -> Proc:
+    def emitter(
+        self, exchange: str, url: str | None = None, extra: dict[str, str] | None = None
+    ) -> Proc:
         return spawn(
             "emitter",
             [str(BIN / "emitter"), "--stdin"],
             self.work,
-            self.env(exchange, url),
+            self.env(exchange, url) | (extra or {}),
             stdin_path=self.input,
         )
 
@@ -373,28 +387,19 @@ class Bench:
             "P1H.stream_cost": plain_seconds / ours_seconds,
         }
 
-    def p2(self) -> None:
-        def bound_queue(exchange: str) -> tuple[pika.BlockingConnection, str]:
-            connection = pika.BlockingConnection(pika.URLParameters(self.url))
-            channel = connection.channel()
-            channel.exchange_declare(exchange=exchange, exchange_type="fanout")
-            queue = channel.queue_declare(queue="", exclusive=True).method.queue
-            channel.queue_bind(queue=queue, exchange=exchange)
-            return connection, queue
-
-        exchange = f"bench-p2-raw-{uuid.uuid4().hex[:6]}"
-        holder, _ = bound_queue(exchange)
-        raw = self.raw_publisher(exchange)
-        raw.wait()
-        raw_seconds = time.monotonic() - raw.started
-        holder.close()
-
-        exchange = f"bench-p2-ours-{uuid.uuid4().hex[:6]}"
-        holder, _ = bound_queue(exchange)
-        emitter = self.emitter(exchange)
-        self.results["ready_s.emitter"] = emitter.wait_ready(b'"event": "ready"')
+    def ours_p2(
+        self, exchange: str, url: str | None = None, extra: dict[str, str] | None = None
+    ) -> tuple[float, Proc]:
+        """Seconds until the emitter has every line confirmed, one queue bound to the exchange."""
+        holder = pika.BlockingConnection(pika.URLParameters(self.admin_url))
+        channel = holder.channel()
+        channel.exchange_declare(exchange=exchange, exchange_type="fanout")
+        queue = channel.queue_declare(queue="", exclusive=True).method.queue
+        channel.queue_bind(queue=queue, exchange=exchange)
+        emitter = self.emitter(exchange, url, extra)
+        emitter.wait_ready(b'"event": "ready"')
         emitter.wait()
-        ours_seconds = time.monotonic() - emitter.started
+        seconds = time.monotonic() - emitter.started
         holder.close()
         done = next(
             json.loads(line)
@@ -403,11 +408,44 @@ class Bench:
         )
         if emitter.returncode != 0 or done["confirmed"] != self.n:
             raise RuntimeError(f"emitter: {done}")
+        return seconds, emitter
+
+    def p2(self) -> None:
+        exchange = f"bench-p2-raw-{uuid.uuid4().hex[:6]}"
+        holder = pika.BlockingConnection(pika.URLParameters(self.url))
+        channel = holder.channel()
+        channel.exchange_declare(exchange=exchange, exchange_type="fanout")
+        channel.queue_bind(channel.queue_declare("", exclusive=True).method.queue, exchange)
+        raw = self.raw_publisher(exchange)
+        raw.wait()
+        raw_seconds = time.monotonic() - raw.started
+        holder.close()
+
+        ours_seconds, emitter = self.ours_p2(f"bench-p2-ours-{uuid.uuid4().hex[:6]}")
+        assert emitter.ready_at is not None
         self.results |= {
             "P2.raw_unconfirmed_msgs_per_s": self.n / raw_seconds,
             "P2.ours_confirmed_msgs_per_s": self.n / ours_seconds,
             "P2.ratio": raw_seconds / ours_seconds,
+            "ready_s.emitter": emitter.ready_s,
             "rss_mb.emitter": emitter.max_rss_kb / 1024,
+        }
+
+    def p2t(self) -> None:
+        """P2 over amqps (mutual TLS, EXTERNAL auth) against P2 over amqp, on one broker and
+        as the same user; the exchange is "logs" because the user's permissions name it."""
+        assert self.tls is not None
+        plain_seconds = tls_seconds = 0.0
+        for order in (1, -1):  # plaintext first, then TLS first: the order's effect cancels
+            for tls in (False, True)[::order]:
+                if tls:
+                    tls_seconds += self.ours_p2("logs", self.tls.tls_url, self.tls.tls_env)[0]
+                else:
+                    plain_seconds += self.ours_p2("logs", self.tls.plaintext_url)[0]
+        self.results |= {
+            "P2T.plaintext_msgs_per_s": 2 * self.n / plain_seconds,
+            "P2T.tls_msgs_per_s": 2 * self.n / tls_seconds,
+            "P2T.ratio": plain_seconds / tls_seconds,
         }
 
     def drain(self, consumer: Proc, out: Path, exchange: str) -> float:
@@ -687,10 +725,17 @@ def pace(stream: IO[bytes], rate: int, count: int) -> None:
     stream.close()
 
 
-TARGETS = {"P1.ratio": 1.5, "P1H.ratio": 1.5, "P2.ratio": 1.5, "P3.ratio": 1.0}
+TARGETS = {
+    "P1.ratio": 1.5,
+    "P1H.ratio": 1.5,
+    "P2.ratio": 1.5,
+    "P3.ratio": 1.0,
+    "P2T.ratio": 0.8,
+}
 MEASUREMENTS = ["P1", "P1H", "P2", "P3", "P3R", "P6", "P7", "P8", "H1"]
-# Only when asked for: it starts its own brokers in Docker (a 3-node cluster and a single node).
-ON_REQUEST = ["P1C"]
+# Only when asked for: they start their own brokers in Docker (a 3-node cluster and a single
+# node; a broker with both a TLS and a plaintext listener).
+ON_REQUEST = ["P1C", "P2T"]
 CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
     "P7.emitter_slowdown": 1.1,
     "P7.healthy_slowdown": 1.1,
@@ -711,10 +756,11 @@ def main() -> int:
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="logcast-bench-") as tmp, ExitStack() as stack:
         brokers = stack.enter_context(cluster_brokers()) if "P1C" in names else None
+        tls = stack.enter_context(tls_broker(Path(tmp))) if "P2T" in names else None
         for number in range(args.rounds):
             work = Path(tmp) / f"round-{number}"
             work.mkdir()
-            bench = Bench(args.amqp_url, args.messages, work, brokers)
+            bench = Bench(args.amqp_url, args.messages, work, brokers, tls)
             for name in names:
                 getattr(bench, name.lower())()
             rounds.append(bench.results)

@@ -3,15 +3,13 @@ The broker listens only on 5671, every service is on mutual TLS as its certifica
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Compose
+from bench.tls_broker import make_certs
+from tests.e2e.conftest import Compose, free_port
 from tests.e2e.test_compose_stack import SCALE, all_healthy, delivered_everywhere, send_batch
 from tests.services import wait_for
 
@@ -27,28 +25,11 @@ for port in (5672, 5671):
 """
 
 
-def broker_uid() -> int:
-    image = os.environ.get("RABBITMQ_IMAGE", "rabbitmq:4-management")
-    done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "id", image, "-u", "rabbitmq"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    return int(done.stdout.strip())
-
-
 @pytest.fixture(scope="module")
 def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
-    certs = tmp_path_factory.mktemp("tls-certs")
-    certs.chmod(0o755)  # bind-mounted: the containers' users must reach the files
-    command = [sys.executable, str(ROOT / "deploy/tls/make-certs.py"), str(certs)]
-    if os.geteuid() == 0:
-        command += ["--chown-keys", "--broker-uid", str(broker_uid())]
-    subprocess.run(command, check=True, capture_output=True)
-    if os.geteuid() != 0:
-        for key in certs.glob("*.key"):
-            key.chmod(0o644)  # the README's development fallback without root
+    certs = make_certs(tmp_path_factory.mktemp("tls-certs"))
     stack = Compose(f"logcast-tls-{uuid.uuid4().hex[:8]}", OVERLAY)
-    stack.env["LOGCAST_TLS_DIR"] = str(certs)
+    stack.env |= {"LOGCAST_TLS_DIR": str(certs), "LOGCAST_AMQPS_PORT": str(free_port())}
     try:
         yield stack
     finally:
