@@ -8,7 +8,7 @@ import pytest
 
 from logcast.handler import LogcastHandler, RecordBuffer, level_of
 from logcast.levels import Level
-from logcast.wire_format import MessageEncoder
+from logcast.wire_format import SEQ_HEADER, MessageEncoder
 
 
 @pytest.mark.parametrize(
@@ -35,8 +35,11 @@ def test_a_full_buffer_drops_the_oldest_and_counts_it() -> None:
     assert dropped == [False, False, False, True, True]
     assert buffer.dropped == 2
     assert len(wakes) == 5
-    assert [m.body for m in buffer.drain(10)] == [b"r2", b"r3", b"r4"]
-    assert encoder.issued == 5  # numbers 0 and 1 were handed out: receivers count them missed
+    kept = buffer.drain(10)
+    assert [m.body for m in kept] == [b"r2", b"r3", b"r4"]
+    # Numbers 0 and 1 were handed out and dropped: receivers count them missed.
+    assert [m.properties.headers[SEQ_HEADER] for m in kept] == [2, 3, 4]
+    assert buffer.accepted == 5
 
 
 def test_the_buffer_is_exhausted_only_after_finish_and_the_last_drain() -> None:

@@ -16,10 +16,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pika
-import structlog
 from pika.adapters.select_connection import IOLoop
 
-from logcast import pika_internals
+from logcast import diagnostics, pika_internals
 from logcast.amqp_session import (
     AmqpSession,
     BrokerNodes,
@@ -514,7 +513,7 @@ class Consumer:
             self.report(self.tracker.settle_due(float("inf")))
             loss = self.tracker.counts
             history = {} if self.cursor is None else {"position": self.cursor.position}
-            structlog.get_logger().info(
+            diagnostics.get_logger().info(
                 "receiver.done",
                 **history,
                 received=self.counts.received,
@@ -525,7 +524,7 @@ class Consumer:
             )
 
     def report(self, gaps: list[Gap]) -> None:
-        log = structlog.get_logger()
+        log = diagnostics.get_logger()
         for gap in gaps:
             log.warning(
                 "receiver.missed",

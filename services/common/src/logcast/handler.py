@@ -62,6 +62,7 @@ class RecordBuffer:
         self._lock = threading.Lock()
         self._finishing = False
         self.exhausted = False
+        self.accepted = 0  # records handed in, dropped ones included
         self.dropped = 0  # oldest records pushed out by newer ones
         self.error: LogcastError | None = None  # a feed of records cannot fail
 
@@ -73,6 +74,7 @@ class RecordBuffer:
                 self._items.popleft()
                 self.dropped += 1
             self._items.append(message)
+            self.accepted += 1
         self._wake()
         return full
 
@@ -135,7 +137,7 @@ class _Worker:
 
     @property
     def handed_in(self) -> int:
-        return self.encoder.issued
+        return self.buffer.accepted
 
     def settled(self, target: int) -> bool:
         counts = self.publisher.ledger.counts
@@ -238,8 +240,7 @@ class LogcastHandler(logging.Handler):
         worker = self._worker
         if worker is None or self._pid != os.getpid():
             return False
-        session = worker.publisher._session
-        return bool(session is not None and session.ready)
+        return worker.publisher.connected
 
     @property
     def dropped(self) -> int:

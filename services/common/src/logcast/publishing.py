@@ -299,10 +299,15 @@ class Publisher:
         self._session = PublisherSession(self, connect=self._connect)
         return self._session
 
+    @property
+    def connected(self) -> bool:
+        """True while a publishing session is up (read from any thread)."""
+        session = self._session
+        return bool(session is not None and session.ready)
+
     def samples(self) -> list[Sample]:
         """For the metrics endpoint (read from its thread: plain int reads)."""
         counts = self.ledger.counts
-        session = self._session
         return [
             Sample("published", Kind.COUNTER, "Messages published (first sends)", counts.published),
             Sample(
@@ -315,7 +320,7 @@ class Publisher:
             Sample("nacked", Kind.COUNTER, "Messages the broker nacked", counts.nacked),
             Sample("unroutable", Kind.COUNTER, "Returned: no queue was bound", counts.unroutable),
             Sample("in_flight", Kind.GAUGE, "Published, awaiting a confirm", self.ledger.in_flight),
-            *session_samples(self._sessions, bool(session and session.ready)),
+            *session_samples(self._sessions, self.connected),
         ]
 
     def _encoded(self, batches: LineBatches) -> Iterable[list[OutboundMessage]]:

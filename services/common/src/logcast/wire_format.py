@@ -119,11 +119,6 @@ class MessageEncoder:
         self._logger_key = _short_string(LOGGER_HEADER, "key")
         self._app = _short_string(app_id, "--app-id")
 
-    @property
-    def issued(self) -> int:
-        """How many sequence numbers were handed out (read from any thread)."""
-        return int(repr(self._seq)[6:-1])  # "count(N)": N is the next number
-
     def _headers(
         self, level: Level, time_ms: int, seq: int, logger: str | None = None
     ) -> dict[str, Any]:
