@@ -742,6 +742,7 @@ CEILINGS = {f"P6.{rate}.p99_ratio": 2.0 for rate in P6_RATES} | {
     "P8.ratio": 1.2,
     "H1.ratio": 1.5,
     "H1.broker_down_ratio": 1.5,
+    "H1.memory_alarm_ratio": 1.5,
 }
 
 

@@ -1,6 +1,7 @@
 """H1: the cost of ``logger.info()`` with LogcastHandler, against the stdlib's QueueHandler and a
-QueueListener writing to /dev/null, in the same process and run; the same with no broker; and the
-sustained rate of records that reach a consumer."""
+QueueListener writing to /dev/null, in the same process and run; the same with no broker (the
+handler retrying its connection), and with the broker's memory alarm blocking every publisher;
+and the sustained rate of records that reach a consumer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging.handlers
 import os
 import queue
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -80,6 +82,42 @@ def _bound_queue(url: str, exchange: str, max_length: int | None = None) -> Iter
         connection.close()
 
 
+def _rabbitmqctl(*args: str) -> str:
+    """On the benchmark's broker (the host's, like P7)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+@contextmanager
+def _memory_alarm() -> Iterator[None]:
+    """The broker's memory alarm raised (it blocks every publishing connection), always cleared
+    again by restoring the watermark it had (a fraction like 0.4, or {absolute,Bytes})."""
+    before = _rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    restore = ["absolute", before.strip("{}").split(",")[1]] if "absolute" in before else [before]
+    _rabbitmqctl("set_vm_memory_high_watermark", "0")
+    try:
+        yield
+    finally:
+        _rabbitmqctl("set_vm_memory_high_watermark", *restore)
+
+
+def _under_alarm(url: str, exchange: str, n: int) -> tuple[float, int]:
+    """Per-call cost while the broker blocks the handler's connection, and the records dropped."""
+    handler = LogcastHandler(url, exchange=exchange, app_id="bench")
+    _per_call_us(handler, 1)  # starts its thread; connected before the alarm
+    deadline = time.monotonic() + 30
+    while not handler.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with _memory_alarm():
+        time.sleep(0.5)  # the broker tells its publishers (connection.blocked)
+        cost = _per_call_us(handler, n)
+        dropped = handler.dropped
+    handler.close()
+    return cost, dropped
+
+
 def _sustained(url: str, exchange: str, n: int) -> float:
     """Records per second from the first ``info()`` until a consumer has all n."""
     with _bound_queue(url, exchange) as (channel, queue_name):
@@ -123,6 +161,8 @@ def measure(url: str, n: int) -> dict[str, float]:
     dropped = stopped.dropped
     stopped.close_timeout = 0.0
     stopped.close()
+    with _bound_queue(url, exchange, max_length=1000):
+        alarm, alarm_dropped = _under_alarm(url, exchange, n)
     return {
         "H1.queue_handler_us": baseline,
         "H1.ours_us": ours,
@@ -130,5 +170,8 @@ def measure(url: str, n: int) -> dict[str, float]:
         "H1.broker_down_us": down,
         "H1.broker_down_ratio": down / baseline,
         "H1.broker_down_dropped": dropped,
+        "H1.memory_alarm_us": alarm,
+        "H1.memory_alarm_ratio": alarm / baseline,
+        "H1.memory_alarm_dropped": alarm_dropped,
         "H1.sustained_per_s": _sustained(url, exchange + "-s", n),
     }
