@@ -136,13 +136,35 @@ def test_services_and_handler_over_mutual_tls_with_certificate_users(
         ({"LOGCAST_TLS_CA_FILE": ""}, "does not verify: self-signed certificate in certificate"),
         ({"LOGCAST_TLS_SERVER_NAME": "wrong.example"}, "Hostname mismatch"),
         ("plaintext", "is a TLS listener and the URL is plaintext"),
+        ("foreign-client-cert", "rejected our client certificate (unknown ca)"),
+        ("no-client-cert", "requires a client certificate: set --tls-cert-file"),
     ],
 )
 def test_tls_failures_are_one_line_and_exit_4(
-    tls_env: Callable[[str], dict[str, str]], tls_port: int, change: object, expected: str
+    tls_env: Callable[[str], dict[str, str]],
+    tls_port: int,
+    change: object,
+    expected: str,
+    tmp_path: Path,
 ) -> None:
     env = tls_env("emitter") | {"LOGCAST_RETRY_TIMEOUT": "30"}
-    if change == "plaintext":
+    if change == "foreign-client-cert":  # signed by a CA the broker does not trust
+        subprocess.run(
+            [sys.executable, str(ROOT / "deploy/tls/make-certs.py"), str(tmp_path)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        env |= {
+            "LOGCAST_TLS_CERT_FILE": str(tmp_path / "emitter.pem"),
+            "LOGCAST_TLS_KEY_FILE": str(tmp_path / "emitter.key"),
+        }
+    elif change == "no-client-cert":
+        for key in ("LOGCAST_TLS_CERT_FILE", "LOGCAST_TLS_KEY_FILE"):
+            env.pop(key)
+        env |= {
+            "LOGCAST_AUTH": "plain",
+            "LOGCAST_AMQP_URL": f"amqps://emitter:x@localhost:{tls_port}/%2F",
+        }
+    elif change == "plaintext":
         for key in ("LOGCAST_TLS_CA_FILE", "LOGCAST_TLS_CERT_FILE", "LOGCAST_TLS_KEY_FILE"):
             env.pop(key)
         env |= {"LOGCAST_AUTH": "plain", "LOGCAST_AMQP_URL": f"amqp://e:p@localhost:{tls_port}/%2F"}

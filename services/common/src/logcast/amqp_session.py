@@ -6,6 +6,7 @@ A session only records how it ended; ``run_with_reconnect`` decides whether to c
 from __future__ import annotations
 
 import random
+import re
 import socket
 import ssl
 import time
@@ -101,6 +102,17 @@ def tls_refusal(error: BaseException, url: str) -> str | None:
     if isinstance(inner, ssl.SSLCertVerificationError):
         reason = inner.verify_message or inner.reason or str(inner)
         return f"TLS: the certificate of {node_name(url)} does not verify: {reason}"
+    if (alert := _client_certificate_alert(error)) is not None:
+        if alert == "CERTIFICATE_REQUIRED":
+            return (
+                f"TLS: {node_name(url)} requires a client certificate: set --tls-cert-file and "
+                "--tls-key-file"
+            )
+        return (
+            f"TLS: {node_name(url)} rejected our client certificate "
+            f"({alert.lower().replace('_', ' ')}): check --tls-cert-file and the CA the broker "
+            "trusts"
+        )
     # A TLS listener reads the plaintext protocol header as a bad handshake and hangs up; so
     # does a broker that is shutting down, which must be retried. The listener's answer tells.
     incompatible = pika.exceptions.IncompatibleProtocolError
@@ -114,6 +126,22 @@ def tls_refusal(error: BaseException, url: str) -> str | None:
             f"{node_name(url)} is a TLS listener and the URL is plaintext: use amqps:// "
             "(and --tls-ca-file)"
         )
+    return None
+
+
+# The broker's TLS alerts about our certificate: a refusal, never a passing fault. pika keeps
+# the SSLError only as text when it comes after the handshake (TLS 1.3 checks it then).
+_CLIENT_CERTIFICATE_ALERT = re.compile(
+    r"(?:SSLV3|TLSV1|TLSV13)_ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE"
+    r"|CERTIFICATE_(?:REQUIRED|EXPIRED|REVOKED|UNKNOWN))\b"
+)
+
+
+def _client_certificate_alert(error: BaseException) -> str | None:
+    for cause in _causes(error):
+        found = _CLIENT_CERTIFICATE_ALERT.search(f"{getattr(cause, 'reason', '')} {cause}")
+        if found:
+            return found.group(1)
     return None
 
 
