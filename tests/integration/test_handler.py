@@ -251,6 +251,50 @@ def test_a_forked_child_logs_through_its_own_connection(
     assert child == [f"child {i}" for i in range(100)]
 
 
+MULTIPROCESSING_APP = """
+import logging, multiprocessing, sys
+from logcast.handler import LogcastHandler
+
+log = logging.getLogger("app.worker")
+log.setLevel(logging.INFO)
+log.addHandler(LogcastHandler(app_id="handler-test"))
+
+
+def work(method):
+    for i in range(300):
+        log.info("%s worker %d", method, i)  # and return: no flush, no close
+
+
+if __name__ == "__main__":
+    for method in sys.argv[1:]:
+        worker = multiprocessing.get_context(method).Process(target=work, args=(method,))
+        worker.start()
+        worker.join()
+        assert worker.exitcode == 0, worker.exitcode
+"""
+
+
+def test_multiprocessing_workers_deliver_their_last_records_at_exit(
+    start_service: Callable[..., ServiceProcess], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A multiprocessing child ends with os._exit, past atexit and logging.shutdown: the handler
+    still settles its buffer then (before the fix, every record of a fork child was lost)."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    disk = start_service("disk-receiver", "--log-dir", str(log_dir))
+    disk.wait_ready()
+    app = tmp_path / "app.py"
+    app.write_text(MULTIPROCESSING_APP)
+    done = subprocess.run(
+        [sys.executable, str(app), "fork", "forkserver", "spawn"],
+        env=os.environ | service_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for method in ("fork", "forkserver", "spawn"):
+        texts = [r["text"] for r in wait_records(log_dir, 300, f"{method} worker")]
+        assert texts == [f"{method} worker {i}" for i in range(300)], method
+
+
 def test_dict_config_formats_tracebacks_and_sends_the_logger_and_level(
     broker: Broker, service_env: dict[str, str], exchange: str
 ) -> None:

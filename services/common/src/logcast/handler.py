@@ -217,6 +217,7 @@ class LogcastHandler(logging.Handler):
             if self._worker is None or self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._worker = _Worker(self)
+                _close_when_a_multiprocessing_child_ends(self)
             return self._worker
 
     def _report_drops(self, worker: _Worker) -> None:
@@ -295,6 +296,17 @@ class LogcastHandler(logging.Handler):
                     )
         finally:
             super().close()
+
+
+def _close_when_a_multiprocessing_child_ends(handler: LogcastHandler) -> None:
+    """A multiprocessing child ends with ``os._exit``: no atexit, so no ``logging.shutdown``, and
+    the buffered records would vanish uncounted. Its own exit hook runs registered finalizers."""
+    if "multiprocessing" not in sys.modules:
+        return
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is not None:
+        multiprocessing.util.Finalize(None, handler.close, exitpriority=10)
 
 
 def _forget_parent_worker(ref: weakref.ReferenceType[LogcastHandler]) -> Callable[[], None]:
