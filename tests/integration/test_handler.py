@@ -65,6 +65,13 @@ def wait_records(log_dir: Path, count: int, part: str = "") -> list[dict[str, An
     return wait_for(enough, 60, f"{count} {part or 'handler'} records on disk", 0.2)
 
 
+def proxy_port(broker: Broker) -> tuple[int, str]:
+    """A free port, and the broker's URL through it: the test's CuttableProxy listens there."""
+    port = free_port()
+    parts = urlsplit(broker.url)
+    return port, broker.url_for(parts.username or "", parts.password or "", port=port)
+
+
 def test_100k_records_arrive_once_each(
     start_service: Callable[..., ServiceProcess], service_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -99,13 +106,12 @@ def test_broker_down_at_start_then_up_drops_the_oldest_and_receivers_count_them(
     broker: Broker,
     tmp_path: Path,
 ) -> None:
-    """Down at start: the newest `buffer` records arrive once it is up, the rest are dropped
-    (counted, one stderr line). Then cut mid-run: receivers count exactly the dropped as missed."""
+    """Down at start: the first record and the newest `buffer` - 1 arrive once it is up, the rest
+    are dropped (counted, one stderr line). Then cut mid-run. Receivers count exactly the dropped,
+    of both phases, as missed."""
     disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
     disk.wait_ready()
-    port = free_port()
-    parts = urlsplit(broker.url)
-    url = broker.url_for(parts.username or "", parts.password or "", port=port)
+    port, url = proxy_port(broker)
     # A short heartbeat: the proxy's cut is only seen once the link has been silent that long.
     env = service_env | {
         "LOGCAST_AMQP_URL": url,
@@ -154,7 +160,7 @@ def test_broker_down_at_start_then_up_drops_the_oldest_and_receivers_count_them(
         go_on()
         step(["flushed"])
         early = wait_records(tmp_path, 1000)
-        assert [r["text"] for r in early] == [f"early {i:04d}" for i in range(4000, 5000)]
+        assert [r["text"] for r in early] == [f"early {i:04d}" for i in (0, *range(4001, 5000))]
         proxy.go_down()
         go_on()
         step(["phase2", "6000"])
@@ -175,8 +181,65 @@ def test_broker_down_at_start_then_up_drops_the_oldest_and_receivers_count_them(
     assert "buffer of 1000 records full" in stderr, stderr
     time.sleep(1)
     disk.stop()
-    # Nothing before the first record a receiver sees is its to miss; the 2000 of phase 2 are.
-    assert disk.events("receiver.done")[-1]["missed"] == 2000
+    # 4000 dropped while the broker was down at start, 2000 while it was cut off.
+    assert disk.events("receiver.done")[-1]["missed"] == 6000
+
+
+def test_a_hung_broker_is_dropped_after_the_heartbeat_not_pika_s_later_timeout(
+    start_service: Callable[..., ServiceProcess],
+    service_env: dict[str, str],
+    broker: Broker,
+    tmp_path: Path,
+) -> None:
+    """A broker that hangs (no FIN, nothing more through) is dropped like the services drop it,
+    at once after --heartbeat seconds of silence; the handler reconnects and loses nothing."""
+    disk = start_service("disk-receiver", "--log-dir", str(tmp_path))
+    disk.wait_ready()
+    port, url = proxy_port(broker)
+    env = service_env | {"LOGCAST_AMQP_URL": url, "LOGCAST_HEARTBEAT": "2"}
+    process = start_app(
+        """
+        handler = LogcastHandler(app_id="handler-test")
+        log.addHandler(handler)
+        log.warning("before the hang")
+        handler.flush(30)
+        print("connected", handler.connected, flush=True)
+        sys.stdin.readline()                    # the broker hangs now
+        for _ in range(600):
+            if not handler.connected:
+                break
+            time.sleep(0.05)
+        print("connected", handler.connected, flush=True)
+        log.warning("during the hang")
+        sys.stdin.readline()                    # a reachable broker again
+        handler.flush(30)
+        print("dropped", handler.dropped, flush=True)
+        """,
+        env,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    proxy = CuttableProxy(broker.host, broker.port, port=port)
+    try:
+        assert process.stdout.readline().split() == ["connected", "True"]
+        proxy.freeze()
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline().split() == ["connected", "False"]
+        proxy.close()
+        proxy = CuttableProxy(broker.host, broker.port, port=port)
+        process.stdin.write("\n")
+        process.stdin.close()
+        assert process.stdout.readline().split() == ["dropped", "0"]
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        proxy.close()
+    stderr = process.stderr.read() if process.stderr else ""
+    # Our silence watch ended the link (pika's own check would name missed heartbeats).
+    assert "amqp.silent" in stderr and "nothing received from" in stderr, stderr
+    texts = [r["text"] for r in wait_records(tmp_path, 2)]
+    assert sorted(set(texts)) == ["before the hang", "during the hang"], texts
 
 
 def test_exit_with_pending_records_and_no_broker_takes_close_timeout_plus_at_most_1s(

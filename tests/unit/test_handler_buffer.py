@@ -36,10 +36,25 @@ def test_a_full_buffer_drops_the_oldest_and_counts_it() -> None:
     assert buffer.dropped == 2
     assert len(wakes) == 5
     kept = buffer.drain(10)
-    assert [m.body for m in kept] == [b"r2", b"r3", b"r4"]
-    # Numbers 0 and 1 were handed out and dropped: receivers count them missed.
-    assert [m.properties.headers[SEQ_HEADER] for m in kept] == [2, 3, 4]
+    # The publisher's first record stays, so that receivers start counting at 0: numbers 1 and 2
+    # were handed out and dropped, and every receiver counts them missed.
+    assert [m.body for m in kept] == [b"r0", b"r3", b"r4"]
+    assert [m.properties.headers[SEQ_HEADER] for m in kept] == [0, 3, 4]
     assert buffer.accepted == 5
+    # Once the first is taken, the oldest goes.
+    for i in range(5, 9):
+        buffer.put(encoder.encode(f"r{i}", Level.INFO))
+    assert [m.body for m in buffer.drain(10)] == [b"r6", b"r7", b"r8"]
+    assert buffer.dropped == 3
+
+
+def test_a_buffer_of_one_keeps_the_newest() -> None:
+    buffer = RecordBuffer(1, lambda: None)
+    encoder = MessageEncoder("h", "a", preencoded=False)
+    for i in range(3):
+        buffer.put(encoder.encode(f"r{i}", Level.INFO))
+    assert [m.body for m in buffer.drain(10)] == [b"r2"]
+    assert buffer.dropped == 2
 
 
 def test_the_buffer_is_exhausted_only_after_finish_and_the_last_drain() -> None:

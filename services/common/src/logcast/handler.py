@@ -53,7 +53,11 @@ def level_of(levelno: int) -> Level:
 
 class RecordBuffer:
     """The hand-over from ``emit()`` to the publishing thread: bounded, and when full the oldest
-    record goes (and is counted). Also the Publisher's feed."""
+    record goes (and is counted). Also the Publisher's feed.
+
+    The publisher's very first record is kept until it is taken: a receiver counts gaps from the
+    first number it sees, so with it sent, records dropped while the broker was still out of reach
+    count as missed too."""
 
     def __init__(self, capacity: int, wake: Callable[[], None]) -> None:
         self.capacity = capacity
@@ -63,6 +67,7 @@ class RecordBuffer:
         self._finishing = False
         self.exhausted = False
         self.accepted = 0  # records handed in, dropped ones included
+        self._first_waiting = True
         self.dropped = 0  # oldest records pushed out by newer ones
         self.error: LogcastError | None = None  # a feed of records cannot fail
 
@@ -71,7 +76,12 @@ class RecordBuffer:
         with self._lock:
             full = len(self._items) >= self.capacity
             if full:
-                self._items.popleft()
+                if self._first_waiting and self.capacity > 1:
+                    first = self._items.popleft()
+                    self._items.popleft()
+                    self._items.appendleft(first)
+                else:
+                    self._items.popleft()
                 self.dropped += 1
             self._items.append(message)
             self.accepted += 1
@@ -82,6 +92,8 @@ class RecordBuffer:
         with self._lock:
             count = min(limit, len(self._items))
             taken = [self._items.popleft() for _ in range(count)]
+            if taken:
+                self._first_waiting = False
             if self._finishing and not self._items:
                 self.exhausted = True
         return taken

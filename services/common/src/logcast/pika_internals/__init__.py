@@ -18,7 +18,8 @@ Tested against the pika series pinned in pyproject (``pika~=1.4.4``). What each 
   (the transport's ``write``), keeping its ``bytes_sent``/``frames_sent`` counters, and reads
   ``_body_max_length`` (frame_max less the frame overhead, set at connection tune).
 - ``dead_link``: ends a silent connection through ``Connection._terminate_stream(error)``, as
-  pika's heartbeat checker does (plain pika: a ``close()`` that pika's checker ends later).
+  pika's heartbeat checker does (plain pika: a ``close()`` that pika's checker ends later). It
+  patches nothing and checks its own internal, so it works without ``install()`` too.
 - ``encoded_properties``: a ``BasicProperties`` whose ``encode()`` returns bytes made in advance;
   relies on ``pika.frame.Header.marshal`` calling ``properties.encode()`` and prepending to the
   list it gets back.

@@ -29,6 +29,12 @@ def _assigns(cls: type, method: str, *names: str) -> bool:
     return code is not None and all(name in code.co_names for name in names)
 
 
+def terminate_stream_usable(connection: type) -> bool:
+    """What ``dead_link`` calls, on its own: it needs no patch, so no ``install()``."""
+    terminate = getattr(connection, "_terminate_stream", None)
+    return terminate is not None and _params(terminate, "self", "error")
+
+
 def _checks() -> dict[str, Callable[[], bool]]:
     connection = pika.connection.Connection
     transports = io_services_utils
@@ -77,9 +83,7 @@ def _checks() -> dict[str, Callable[[], bool]]:
             _assigns(connection, "_init_connection_state", "bytes_sent", "frames_sent")
             and _assigns(connection, "_output_marshaled_frames", "bytes_sent", "frames_sent")
         ),
-        "Connection._terminate_stream(self, error)": lambda: _params(
-            connection._terminate_stream, "self", "error"
-        ),
+        "Connection._terminate_stream(self, error)": lambda: terminate_stream_usable(connection),
         "BaseConnection._adapter_emit_data(self, data)": lambda: _params(
             base_connection.BaseConnection._adapter_emit_data, "self", "data"
         ),
