@@ -84,3 +84,11 @@ def test_amqps_verifies_by_default_and_external_auth_has_no_password(tmp_path: P
     )
     with pytest.raises(UsageError, match="TLS file not found"):
         connection_parameters(missing, "emitter", "amqps://e@broker/%2F")
+    # Unreadable (here a directory; root reads any mode): the line names the flag and the path.
+    unreadable = load_settings(
+        CommonSettings,
+        ["--amqp-url", "amqps://e@broker/%2F", "--auth", "external",
+         "--tls-cert-file", str(tmp_path), "--tls-key-file", str(tmp_path)],
+    )  # fmt: skip
+    with pytest.raises(UsageError, match=f"cannot read the TLS file --tls-cert-file {tmp_path}: "):
+        connection_parameters(unreadable, "emitter", "amqps://e@broker/%2F")

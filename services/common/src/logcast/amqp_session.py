@@ -203,6 +203,19 @@ def describe_connect_error(error: BaseException, url: str) -> str:
 def tls_context(settings: CommonSettings) -> ssl.SSLContext:
     """Verifying by default, and there is no switch to stop verifying: the broker's chain and
     name are checked against --tls-ca-file, or the system store without one."""
+    files = {
+        "--tls-ca-file": settings.tls_ca_file,
+        "--tls-cert-file": settings.tls_cert_file,
+        "--tls-key-file": settings.tls_key_file,
+    }
+    for flag, path in files.items():
+        try:
+            if path is not None:
+                path.open("rb").close()  # OpenSSL's own errors name no file
+        except FileNotFoundError:
+            raise UsageError(f"TLS file not found: {flag} {path}") from None
+        except OSError as error:
+            raise UsageError(f"cannot read the TLS file {flag} {path}: {error.strerror}") from None
     try:
         context = ssl.create_default_context(
             cafile=None if settings.tls_ca_file is None else str(settings.tls_ca_file)
