@@ -33,6 +33,7 @@ import pika
 
 from bench import handler_cost
 from bench.cluster_brokers import Brokers, cluster_brokers
+from bench.handler_cost import ctl
 from bench.tls_broker import TlsBroker, tls_broker
 
 BIN = Path(sys.executable).parent
@@ -703,14 +704,6 @@ class Bench:
             )
             self.results[f"rss_mb.disk-receiver-32MiB-{fast}"] = disk.max_rss_kb / 1024
         self.results["P8.ratio"] = seconds["true"] / seconds["false"]
-
-
-def ctl(*args: str) -> list[str]:
-    """rabbitmqctl on the benchmark's broker (the host's)."""
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout.splitlines()
 
 
 P6_RATES = (1000, 5000)

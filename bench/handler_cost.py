@@ -82,25 +82,25 @@ def _bound_queue(url: str, exchange: str, max_length: int | None = None) -> Iter
         connection.close()
 
 
-def _rabbitmqctl(*args: str) -> str:
-    """On the benchmark's broker (the host's, like P7)."""
+def ctl(*args: str) -> list[str]:
+    """rabbitmqctl on the benchmark's broker (the host's); also P7's."""
     done = subprocess.run(
         ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
     )
-    return done.stdout.strip()
+    return done.stdout.splitlines()
 
 
 @contextmanager
 def _memory_alarm() -> Iterator[None]:
     """The broker's memory alarm raised (it blocks every publishing connection), always cleared
     again by restoring the watermark it had (a fraction like 0.4, or {absolute,Bytes})."""
-    before = _rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    before = ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")[0].strip()
     restore = ["absolute", before.strip("{}").split(",")[1]] if "absolute" in before else [before]
-    _rabbitmqctl("set_vm_memory_high_watermark", "0")
+    ctl("set_vm_memory_high_watermark", "0")
     try:
         yield
     finally:
-        _rabbitmqctl("set_vm_memory_high_watermark", *restore)
+        ctl("set_vm_memory_high_watermark", *restore)
 
 
 def _under_alarm(url: str, exchange: str, n: int) -> tuple[float, int]:

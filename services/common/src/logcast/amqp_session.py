@@ -222,9 +222,7 @@ def tls_context(settings: CommonSettings) -> ssl.SSLContext:
         )
         if settings.tls_cert_file is not None and settings.tls_key_file is not None:
             context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
-    except FileNotFoundError as error:
-        raise UsageError(f"TLS file not found: {error.filename}") from None
-    except (ssl.SSLError, OSError) as error:
+    except (ssl.SSLError, OSError) as error:  # read above: a bad PEM, or a key that does not fit
         raise UsageError(f"cannot load the TLS files: {error.strerror or error}") from None
     return context
 
@@ -235,8 +233,8 @@ def connection_parameters(settings: CommonSettings, service: str, url: str) -> p
         # pika cannot parse a user without a password (--auth external has none).
         url = urlunsplit(parts._replace(netloc=parts.netloc.replace("@", ":@", 1)))
     params = pika.URLParameters(url)
-    if urlsplit(url).scheme == "amqps":
-        host = urlsplit(url).hostname or "localhost"
+    if parts.scheme == "amqps":
+        host = parts.hostname or "localhost"
         params.ssl_options = pika.SSLOptions(
             tls_context(settings), server_hostname=settings.tls_server_name or host
         )
